@@ -1,0 +1,192 @@
+//! A real relay on `127.0.0.1:0` and real WebSocket clients for the integration tests.
+
+#![allow(dead_code, missing_docs)] // Each test binary uses part of the harness.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use relay::Config;
+use shared::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage, Signal};
+use shared::room::{PeerId, RoomId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+/// How long a test waits for something that should happen.
+pub const PATIENCE: Duration = Duration::from_secs(5);
+/// How long a test listens to be sure something does not happen.
+pub const QUIET: Duration = Duration::from_millis(300);
+
+pub const INDEX_HTML: &str = "<!doctype html><title>test app</title>";
+
+pub struct Relay {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), relay::Error>>,
+}
+
+impl Relay {
+    /// Starts a relay with default settings plus `flags` (as on the command line).
+    pub async fn start(flags: &[&str]) -> Result<Self, Box<dyn std::error::Error>> {
+        let dir = static_dir()?;
+        let mut args = vec![
+            "relay",
+            "--port",
+            "0",
+            "--static-dir",
+            dir.to_str().ok_or("path")?,
+        ];
+        args.extend_from_slice(flags);
+        let config = Config::try_parse_from(args)?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    pub async fn client(&self) -> Result<Client, Box<dyn std::error::Error>> {
+        let (socket, _) = connect_async(format!("ws://{}/ws", self.addr)).await?;
+        Ok(Client { socket })
+    }
+
+    /// Sends a plain HTTP/1.1 GET and returns the status code and body.
+    pub async fn get(&self, path: &str) -> Result<(u16, String), Box<dyn std::error::Error>> {
+        let mut stream = TcpStream::connect(self.addr).await?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut response = String::new();
+        tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response)).await??;
+        let status = response.get(9..12).ok_or("short response")?.parse()?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_owned())
+            .unwrap_or_default();
+        Ok((status, body))
+    }
+
+    /// Triggers shutdown and waits for `run` to return.
+    pub async fn stop(mut self) -> Result<(), Box<dyn std::error::Error>> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(PATIENCE, &mut self.task).await???;
+        Ok(())
+    }
+}
+
+fn static_dir() -> std::io::Result<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("relay-static");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("index.html"), INDEX_HTML)?;
+    Ok(dir)
+}
+
+pub struct Client {
+    socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Client {
+    pub async fn send(&mut self, message: &ClientMessage) -> TestResult {
+        self.send_text(&message.encode()).await
+    }
+
+    pub async fn send_text(&mut self, text: &str) -> TestResult {
+        self.socket.send(Message::text(text)).await?;
+        Ok(())
+    }
+
+    pub async fn send_frame(&mut self, frame: Message) -> TestResult {
+        self.socket.send(frame).await?;
+        Ok(())
+    }
+
+    /// The next frame, which must come within [`PATIENCE`].
+    pub async fn next_frame(&mut self) -> Result<Message, Box<dyn std::error::Error>> {
+        let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+            .await?
+            .ok_or("socket ended")??;
+        Ok(frame)
+    }
+
+    /// The next message, which must come within [`PATIENCE`].
+    pub async fn recv(&mut self) -> Result<ServerMessage, Box<dyn std::error::Error>> {
+        match self.next_frame().await? {
+            Message::Text(text) => Ok(ServerMessage::decode(text.as_str())?),
+            other => Err(format!("expected a text frame, got {other:?}").into()),
+        }
+    }
+
+    /// The close frame the relay ends the socket with.
+    pub async fn closed_with(&mut self) -> Result<Option<CloseFrame>, Box<dyn std::error::Error>> {
+        match self.next_frame().await? {
+            Message::Close(frame) => Ok(frame),
+            other => Err(format!("expected a close frame, got {other:?}").into()),
+        }
+    }
+
+    /// Fails if anything arrives within [`QUIET`].
+    pub async fn expect_nothing(&mut self) -> TestResult {
+        match tokio::time::timeout(QUIET, self.socket.next()).await {
+            Err(_) => Ok(()),
+            Ok(frame) => Err(format!("expected silence, got {frame:?}").into()),
+        }
+    }
+
+    /// Joins `room` and returns the assigned id and who was there.
+    pub async fn join(
+        &mut self,
+        room: &RoomId,
+    ) -> Result<(PeerId, Vec<PeerId>), Box<dyn std::error::Error>> {
+        self.send(&ClientMessage::Join {
+            version: PROTOCOL_VERSION,
+            room: room.to_string(),
+        })
+        .await?;
+        match self.recv().await? {
+            ServerMessage::Joined { you, peers, .. } => Ok((you, peers)),
+            other => Err(format!("expected joined, got {other:?}").into()),
+        }
+    }
+
+    pub async fn signal(&mut self, to: PeerId, signal: Signal) -> TestResult {
+        self.send(&ClientMessage::Signal { to, signal }).await
+    }
+
+    pub async fn close(mut self) -> TestResult {
+        self.socket.close(None).await?;
+        Ok(())
+    }
+}
+
+/// A fresh, valid room id; `n` makes distinct ones.
+pub fn room(n: u8) -> RoomId {
+    let mut bytes = [7u8; RoomId::LEN];
+    bytes[0] = n;
+    RoomId::from_random(bytes)
+}
+
+pub fn offer(sdp: &str) -> Signal {
+    Signal::Offer {
+        sdp: sdp.to_owned(),
+    }
+}

@@ -1,0 +1,18 @@
+//! The signaling protocol and every pure decision of a call.
+//!
+//! Nothing here touches a socket, a clock, a browser or a random source: time and entropy
+//! come in as arguments, so the relay, the browser app and the tests all replay the same
+//! decisions exactly. The frontend and the relay only translate between these types and the
+//! outside world.
+//!
+//! - [`protocol`]: the JSON messages on the `/ws` socket, one enum per direction.
+//! - [`room`]: room ids, peer ids and the membership rules of a room.
+//! - [`negotiation`]: who offers first and who yields on glare (perfect negotiation).
+//! - [`call`]: the one call state shown to the user, derived from the links to each peer.
+//! - [`level`]: audio levels from WebRTC statistics counters.
+
+pub mod call;
+pub mod level;
+pub mod negotiation;
+pub mod protocol;
+pub mod room;

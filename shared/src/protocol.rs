@@ -1,0 +1,405 @@
+//! The signaling protocol spoken on the relay's `GET /ws` WebSocket.
+//!
+//! Every frame is one UTF-8 JSON object (a text frame) with a `"type"` field naming the
+//! message. A client sends [`ClientMessage`]s and receives [`ServerMessage`]s.
+//!
+//! A session goes like this:
+//!
+//! 1. The client sends [`ClientMessage::Join`] with [`PROTOCOL_VERSION`] and a room id
+//!    ([`crate::room::RoomId`]; a room exists while someone is in it).
+//! 2. The relay answers [`ServerMessage::Joined`] with the id it assigned to the client, the
+//!    ids of the peers already in the room and the ICE servers to use, and sends every other
+//!    member [`ServerMessage::PeerJoined`].
+//! 3. Peers exchange SDP offers, answers and ICE candidates with [`ClientMessage::Signal`],
+//!    addressed to one peer id; the relay delivers them as [`ServerMessage::Signal`] with
+//!    `from` set by the relay itself, so a client cannot impersonate another.
+//! 4. [`ClientMessage::Leave`], or closing the socket, removes the client; the others get
+//!    [`ServerMessage::PeerLeft`].
+//!
+//! Whatever goes wrong is answered with [`ServerMessage::Error`] and a stable [`ErrorCode`];
+//! the socket stays open unless the frame itself was unacceptable (over 64 KiB: close code
+//! 1009).
+//!
+//! ```json
+//! {"type":"join","version":1,"room":"k2m4q7zta5xw3bcd6efghijnpr"}
+//! {"type":"joined","version":1,"you":2,"peers":[1],"ice_servers":[{"urls":["stun:stun.example.org"]}]}
+//! {"type":"signal","to":1,"signal":{"kind":"offer","sdp":"v=0..."}}
+//! {"type":"signal","from":2,"signal":{"kind":"candidate","candidate":"candidate:1 1 udp ...","sdp_mid":"0","sdp_m_line_index":0}}
+//! {"type":"error","code":"room_full","message":"the room is full (6 people)"}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::room::PeerId;
+
+/// The protocol version this crate speaks. A client that joins with another version is
+/// refused with [`ErrorCode::UnsupportedVersion`] rather than misunderstood.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The largest frame the relay accepts, in bytes. An SDP offer is a few KiB; anything near
+/// this is not signaling.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+
+/// A message from a client to the relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Enter a room. Allowed once per socket.
+    Join {
+        /// Must be [`PROTOCOL_VERSION`].
+        version: u32,
+        /// The room id from the share link; validated by the relay
+        /// ([`crate::room::RoomId::parse`]), refused with [`ErrorCode::BadRoomId`].
+        room: String,
+    },
+    /// Deliver `signal` to peer `to`, who must be in the same room.
+    Signal {
+        /// The recipient.
+        to: PeerId,
+        /// What to deliver.
+        signal: Signal,
+    },
+    /// Leave the room; the socket may then be closed or used to join again.
+    Leave {},
+}
+
+/// A message from the relay to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServerMessage {
+    /// The answer to [`ClientMessage::Join`]: you are in.
+    Joined {
+        /// The relay's [`PROTOCOL_VERSION`].
+        version: u32,
+        /// Your id in this room.
+        you: PeerId,
+        /// Who was already there, in the order they joined. You offer to each of them
+        /// ([`crate::negotiation`]).
+        peers: Vec<PeerId>,
+        /// The ICE servers for your `RTCPeerConnection`s.
+        ice_servers: Vec<IceServer>,
+    },
+    /// Someone entered your room. They will send you an offer.
+    PeerJoined {
+        /// The newcomer.
+        peer: PeerId,
+    },
+    /// Someone left your room (or their socket closed).
+    PeerLeft {
+        /// Who left.
+        peer: PeerId,
+    },
+    /// A signal from another member of your room.
+    Signal {
+        /// The sender, as the relay knows it.
+        from: PeerId,
+        /// What they sent.
+        signal: Signal,
+    },
+    /// Your last message was refused, or the room cannot have you.
+    Error {
+        /// What went wrong, for programs.
+        code: ErrorCode,
+        /// What went wrong, for people reading logs (English, not for display).
+        message: String,
+    },
+}
+
+/// What one peer sends another to set up their connection: the payloads of
+/// `RTCPeerConnection` negotiation and trickle ICE. The relay forwards it untouched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Signal {
+    /// An SDP offer (`RTCSessionDescription` of type `offer`).
+    Offer {
+        /// The session description.
+        sdp: String,
+    },
+    /// An SDP answer.
+    Answer {
+        /// The session description.
+        sdp: String,
+    },
+    /// A trickled ICE candidate (`RTCIceCandidateInit`).
+    Candidate {
+        /// The candidate line, e.g. `candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host`.
+        candidate: String,
+        /// The media stream identification tag the candidate belongs to.
+        #[serde(default)]
+        sdp_mid: Option<String>,
+        /// The index of the m-line the candidate belongs to.
+        #[serde(default)]
+        sdp_m_line_index: Option<u16>,
+    },
+}
+
+/// An ICE server (`RTCIceServer`) for the browser's peer connections.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    /// `stun:` or `turn:` URLs.
+    pub urls: Vec<String>,
+    /// TURN user name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+/// Why the relay refused something. Stable: clients switch on these to show a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// The frame was not a JSON message of this protocol (bad JSON, unknown type, missing
+    /// or extra fields, a binary frame).
+    BadMessage,
+    /// The join named a protocol version the relay does not speak.
+    UnsupportedVersion,
+    /// The join named something that is not a room id.
+    BadRoomId,
+    /// The room already holds as many people as the relay allows.
+    RoomFull,
+    /// A signal was addressed to someone who is not in your room.
+    UnknownPeer,
+    /// A signal or leave was sent before joining a room.
+    NotJoined,
+    /// A join was sent while already in a room.
+    AlreadyJoined,
+}
+
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadMessage => "bad_message",
+            Self::UnsupportedVersion => "unsupported_version",
+            Self::BadRoomId => "bad_room_id",
+            Self::RoomFull => "room_full",
+            Self::UnknownPeer => "unknown_peer",
+            Self::NotJoined => "not_joined",
+            Self::AlreadyJoined => "already_joined",
+        }
+    }
+}
+
+/// A frame that is not a message of this protocol.
+#[derive(Debug, thiserror::Error)]
+#[error("not a signaling message: {0}")]
+pub struct DecodeError(#[from] serde_json::Error);
+
+impl ClientMessage {
+    /// Reads one text frame.
+    pub fn decode(text: &str) -> Result<Self, DecodeError> {
+        Ok(serde_json::from_str(text)?)
+    }
+
+    /// Writes one text frame.
+    pub fn encode(&self) -> String {
+        encode(self)
+    }
+}
+
+impl ServerMessage {
+    /// Reads one text frame.
+    pub fn decode(text: &str) -> Result<Self, DecodeError> {
+        Ok(serde_json::from_str(text)?)
+    }
+
+    /// Writes one text frame.
+    pub fn encode(&self) -> String {
+        encode(self)
+    }
+
+    /// An [`ServerMessage::Error`] with `code` and a human-readable `message`.
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+fn encode(message: &impl Serialize) -> String {
+    // Serializing these types cannot fail: every field is a string, a number, a sequence
+    // or an enum with string tags.
+    serde_json::to_string(message).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer() -> Signal {
+        Signal::Offer {
+            sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n".into(),
+        }
+    }
+
+    fn candidate() -> Signal {
+        Signal::Candidate {
+            candidate: "candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host".into(),
+            sdp_mid: Some("0".into()),
+            sdp_m_line_index: Some(0),
+        }
+    }
+
+    #[test]
+    fn every_client_message_round_trips_with_its_wire_form() {
+        let cases = [
+            (
+                ClientMessage::Join {
+                    version: 1,
+                    room: "abc".into(),
+                },
+                r#"{"type":"join","version":1,"room":"abc"}"#,
+            ),
+            (
+                ClientMessage::Signal {
+                    to: PeerId(3),
+                    signal: offer(),
+                },
+                r#"{"type":"signal","to":3,"signal":{"kind":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}}"#,
+            ),
+            (
+                ClientMessage::Signal {
+                    to: PeerId(1),
+                    signal: Signal::Answer { sdp: "v=0".into() },
+                },
+                r#"{"type":"signal","to":1,"signal":{"kind":"answer","sdp":"v=0"}}"#,
+            ),
+            (
+                ClientMessage::Signal {
+                    to: PeerId(2),
+                    signal: candidate(),
+                },
+                r#"{"type":"signal","to":2,"signal":{"kind":"candidate","candidate":"candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host","sdp_mid":"0","sdp_m_line_index":0}}"#,
+            ),
+            (ClientMessage::Leave {}, r#"{"type":"leave"}"#),
+        ];
+        for (message, wire) in cases {
+            assert_eq!(message.encode(), wire);
+            assert_eq!(ClientMessage::decode(wire).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn every_server_message_round_trips_with_its_wire_form() {
+        let cases = [
+            (
+                ServerMessage::Joined {
+                    version: PROTOCOL_VERSION,
+                    you: PeerId(2),
+                    peers: vec![PeerId(1)],
+                    ice_servers: vec![
+                        IceServer {
+                            urls: vec!["stun:127.0.0.1:3478".into()],
+                            username: None,
+                            credential: None,
+                        },
+                        IceServer {
+                            urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+                            username: Some("u".into()),
+                            credential: Some("p".into()),
+                        },
+                    ],
+                },
+                r#"{"type":"joined","version":1,"you":2,"peers":[1],"ice_servers":[{"urls":["stun:127.0.0.1:3478"]},{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"u","credential":"p"}]}"#,
+            ),
+            (
+                ServerMessage::PeerJoined { peer: PeerId(4) },
+                r#"{"type":"peer_joined","peer":4}"#,
+            ),
+            (
+                ServerMessage::PeerLeft { peer: PeerId(4) },
+                r#"{"type":"peer_left","peer":4}"#,
+            ),
+            (
+                ServerMessage::Signal {
+                    from: PeerId(1),
+                    signal: candidate(),
+                },
+                r#"{"type":"signal","from":1,"signal":{"kind":"candidate","candidate":"candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host","sdp_mid":"0","sdp_m_line_index":0}}"#,
+            ),
+            (
+                ServerMessage::error(ErrorCode::RoomFull, "full"),
+                r#"{"type":"error","code":"room_full","message":"full"}"#,
+            ),
+        ];
+        for (message, wire) in cases {
+            assert_eq!(message.encode(), wire);
+            assert_eq!(ServerMessage::decode(wire).unwrap(), message);
+        }
+    }
+
+    #[test]
+    fn error_codes_are_stable_on_the_wire() {
+        let codes = [
+            ErrorCode::BadMessage,
+            ErrorCode::UnsupportedVersion,
+            ErrorCode::BadRoomId,
+            ErrorCode::RoomFull,
+            ErrorCode::UnknownPeer,
+            ErrorCode::NotJoined,
+            ErrorCode::AlreadyJoined,
+        ];
+        for code in codes {
+            assert_eq!(
+                serde_json::to_string(&code).unwrap(),
+                format!("\"{}\"", code.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn candidate_optional_fields_may_be_absent() {
+        let wire = r#"{"type":"signal","to":1,"signal":{"kind":"candidate","candidate":"c"}}"#;
+        let expected = ClientMessage::Signal {
+            to: PeerId(1),
+            signal: Signal::Candidate {
+                candidate: "c".into(),
+                sdp_mid: None,
+                sdp_m_line_index: None,
+            },
+        };
+        assert_eq!(ClientMessage::decode(wire).unwrap(), expected);
+    }
+
+    #[test]
+    fn malformed_client_frames_are_rejected_not_guessed() {
+        let rejected = [
+            "",
+            "not json",
+            "{}",
+            "[]",
+            "null",
+            r#"{"type":"dance"}"#,
+            r#"{"type":"JOIN","version":1,"room":"a"}"#,
+            r#"{"type":"join","room":"a"}"#,
+            r#"{"type":"join","version":-1,"room":"a"}"#,
+            r#"{"type":"join","version":1,"room":7}"#,
+            r#"{"type":"signal","to":1}"#,
+            r#"{"type":"signal","to":"1","signal":{"kind":"answer","sdp":""}}"#,
+            r#"{"type":"signal","to":1,"signal":{"kind":"rollback"}}"#,
+            r#"{"type":"signal","to":1,"signal":{"kind":"offer"}}"#,
+            r#"{"type":"signal","to":1,"from":2,"signal":{"kind":"offer","sdp":""}}"#,
+            r#"{"type":"leave","room":"a"}"#,
+            // Server messages are not client messages.
+            r#"{"type":"peer_left","peer":1}"#,
+        ];
+        for wire in rejected {
+            assert!(ClientMessage::decode(wire).is_err(), "accepted {wire}");
+        }
+    }
+
+    #[test]
+    fn malformed_server_frames_are_rejected() {
+        for wire in [
+            r#"{"type":"joined","you":1}"#,
+            r#"{"type":"error","code":"nope","message":""}"#,
+            r#"{"type":"leave"}"#,
+        ] {
+            assert!(ServerMessage::decode(wire).is_err(), "accepted {wire}");
+        }
+    }
+}
