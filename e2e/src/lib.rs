@@ -1,1 +1,370 @@
-//! placeholder
+//! The end-to-end harness: a real relay serving the built frontend, a real ChromeDriver,
+//! and separate real Chromium instances with fake media devices, one per person.
+//!
+//! It builds nothing: `scripts/test.sh` builds `dist/` first. When a part is missing the
+//! harness fails with what to install, never skips.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// What went wrong in a test, in words a person can act on.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A part of the test bench is not installed or not built.
+    #[error("{0}")]
+    Missing(String),
+    /// Something did not happen in time.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        after: Duration,
+    },
+    /// The page is not in the state the story expects.
+    #[error("{0}")]
+    Unexpected(String),
+    /// WebDriver failed.
+    #[error("webdriver: {0}")]
+    WebDriver(#[from] fantoccini::error::CmdError),
+    /// The browser session could not start.
+    #[error("could not start a browser session: {0}")]
+    Session(#[from] fantoccini::error::NewSessionError),
+    /// I/O: starting processes, sockets.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The result of a harness step.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// The workspace's root folder.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A relay running in this process on a free loopback port, serving `dist/`.
+pub struct Relay {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::result::Result<(), relay::Error>>,
+}
+
+impl Relay {
+    /// Starts a relay with `flags` added to its command line.
+    pub async fn start(flags: &[&str]) -> Result<Self> {
+        let dist = workspace_root().join("dist");
+        if !dist.join("index.html").is_file() {
+            return Err(Error::Missing(format!(
+                "no built frontend in {}: run `bash scripts/test.sh` (it runs `trunk build --release`)",
+                dist.display()
+            )));
+        }
+        let dist = dist.to_string_lossy().into_owned();
+        let mut args = vec!["relay", "--port", "0", "--static-dir", &dist];
+        args.extend_from_slice(flags);
+        let config =
+            relay::Config::try_parse_from(args).map_err(|e| Error::Unexpected(e.to_string()))?;
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(relay::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:<port><path>`: loopback is a secure context, so the page may use
+    /// the microphone.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self.task.abort();
+    }
+}
+
+/// A ChromeDriver process on a free port. Killed on drop.
+pub struct ChromeDriver {
+    url: String,
+    _process: Child,
+}
+
+/// The flags every Chromium of the tests runs with: headless, no network but loopback, and
+/// fake microphone and camera that need no permission prompt (the fake microphone beeps).
+const CHROMIUM_FLAGS: &[&str] = &[
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--window-size=1280,900",
+];
+
+impl ChromeDriver {
+    /// Starts `chromedriver` (or `$CHROMEDRIVER`) for `chromium` (or `$CHROMIUM`).
+    pub async fn start() -> Result<Self> {
+        let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = free_port().await?;
+        let process = Command::new(&program)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                Error::Missing(format!(
+                    "cannot start `{program}` ({e}): install Debian's chromium and chromium-driver \
+                     (`apt-get install chromium chromium-driver`), or run `bash scripts/test.sh`, which does"
+                ))
+            })?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            if Instant::now() > deadline {
+                return Err(Error::Timeout {
+                    what: format!("{program} to listen"),
+                    after: Duration::from_secs(20),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self {
+            url: format!("http://127.0.0.1:{port}"),
+            _process: process,
+        })
+    }
+
+    /// A new, separate Chromium with its own empty profile, plus `extra` flags.
+    pub async fn browser(&self, extra: &[&str]) -> Result<Browser> {
+        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        if !std::path::Path::new(&chromium).exists() {
+            return Err(Error::Missing(format!(
+                "no Chromium at {chromium}: install Debian's chromium (`apt-get install chromium chromium-driver`)"
+            )));
+        }
+        let profile = tempfile::tempdir()?;
+        let mut args: Vec<String> = CHROMIUM_FLAGS
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": { "binary": chromium, "args": args },
+        });
+        let Value::Object(capabilities) = capabilities else {
+            unreachable!("a JSON object literal")
+        };
+        let client = ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&self.url)
+            .await?;
+        Ok(Browser {
+            client,
+            _profile: profile,
+        })
+    }
+}
+
+async fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// What a page shows of one remote participant (`data-testid="peer"`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerInfo {
+    /// `data-peer-id`.
+    pub id: u32,
+    /// `data-bytes-received`: audio RTP payload bytes from this peer.
+    pub bytes_received: u64,
+    /// `data-bytes-sent`: audio RTP payload bytes to this peer.
+    pub bytes_sent: u64,
+    /// `data-audio-level`: RMS level heard from this peer over the last second.
+    pub level: f64,
+}
+
+/// One person's browser.
+pub struct Browser {
+    client: Client,
+    _profile: tempfile::TempDir,
+}
+
+/// How long a step of the story may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+impl Browser {
+    /// Opens `url`.
+    pub async fn open(&self, url: &str) -> Result<()> {
+        Ok(self.client.goto(url).await?)
+    }
+
+    /// Reloads the page.
+    pub async fn reload(&self) -> Result<()> {
+        Ok(self.client.refresh().await?)
+    }
+
+    fn testid(id: &str) -> String {
+        format!("[data-testid=\"{id}\"]")
+    }
+
+    /// Clicks the element `data-testid=id`, waiting for it to appear.
+    pub async fn click(&self, id: &str) -> Result<()> {
+        let selector = Self::testid(id);
+        let element = self
+            .client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(&selector))
+            .await?;
+        Ok(element.click().await?)
+    }
+
+    /// An attribute of the element `data-testid=id`, waiting for it to appear.
+    pub async fn attr(&self, id: &str, name: &str) -> Result<Option<String>> {
+        let selector = Self::testid(id);
+        let element = self
+            .client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(&selector))
+            .await?;
+        Ok(element.attr(name).await?)
+    }
+
+    /// The `value` of the input `data-testid=id`.
+    pub async fn value(&self, id: &str) -> Result<String> {
+        let selector = Self::testid(id);
+        let element = self
+            .client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(&selector))
+            .await?;
+        Ok(element.prop("value").await?.unwrap_or_default())
+    }
+
+    /// The call state shown (`data-state` of `call-state`).
+    pub async fn call_state(&self) -> Result<String> {
+        Ok(self
+            .attr("call-state", "data-state")
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Waits until the call state is `state`; returns how long that took.
+    pub async fn wait_state(&self, state: &str) -> Result<Duration> {
+        let start = Instant::now();
+        let mut last = String::new();
+        while start.elapsed() < PATIENCE {
+            last = self.call_state().await?;
+            if last == state {
+                return Ok(start.elapsed());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Err(Error::Timeout {
+            what: format!("call state {state} (still {last})"),
+            after: PATIENCE,
+        })
+    }
+
+    /// The remote participants as the page shows them.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>> {
+        let script = r#"return [...document.querySelectorAll('[data-testid="peer"]')].map(e => [
+            e.dataset.peerId, e.dataset.bytesReceived, e.dataset.bytesSent, e.dataset.audioLevel])"#;
+        let rows = self.client.execute(script, vec![]).await?;
+        let parse = |v: &Value| v.as_str().unwrap_or("0").parse::<f64>().unwrap_or(0.0);
+        Ok(rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|row| {
+                let row = row.as_array()?;
+                Some(PeerInfo {
+                    id: parse(row.first()?) as u32,
+                    bytes_received: parse(row.get(1)?) as u64,
+                    bytes_sent: parse(row.get(2)?) as u64,
+                    level: parse(row.get(3)?),
+                })
+            })
+            .collect())
+    }
+
+    /// Waits until the one remote participant satisfies `test`, and returns it.
+    pub async fn wait_peer(
+        &self,
+        what: &str,
+        test: impl Fn(&PeerInfo) -> bool,
+    ) -> Result<PeerInfo> {
+        let start = Instant::now();
+        let mut last = Vec::new();
+        while start.elapsed() < PATIENCE {
+            last = self.peers().await?;
+            if let [peer] = last.as_slice()
+                && test(peer)
+            {
+                return Ok(peer.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(Error::Timeout {
+            what: format!("{what} (peers shown: {last:?})"),
+            after: PATIENCE,
+        })
+    }
+
+    /// The compressed bytes of the first load of the current page: the document and every
+    /// resource it fetched, as the browser's Resource Timing API counted them.
+    pub async fn page_weight(&self) -> Result<Vec<(String, u64)>> {
+        let script = r#"return [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
+            .map(e => [e.name, e.encodedBodySize])"#;
+        let rows = self.client.execute(script, vec![]).await?;
+        Ok(rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|row| Some((row.get(0)?.as_str()?.to_owned(), row.get(1)?.as_u64()?)))
+            .collect())
+    }
+
+    /// Ends the browser session.
+    pub async fn close(self) -> Result<()> {
+        Ok(self.client.close().await?)
+    }
+}
+
+/// The median of some durations (the upper one of the middle two for an even count).
+pub fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples.get(samples.len() / 2).copied().unwrap_or_default()
+}

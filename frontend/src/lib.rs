@@ -1,1 +1,23 @@
-//! placeholder
+//! The browser app: a home page that creates rooms and a room page that runs the call.
+//!
+//! - [`call`]: the call engine (microphone, signaling socket, one peer connection per
+//!   remote participant), writing what the UI shows into signals.
+//! - [`peer`]: one `RTCPeerConnection` with perfect negotiation.
+//! - [`signaling`], [`media`], [`browser`]: the WebSocket, the microphone and small typed
+//!   doors into loosely typed browser APIs.
+//! - [`ui`]: the pages; [`i18n`]: every string in English and Chinese; [`error`]: every
+//!   failure with its message and way forward.
+//!
+//! Decisions (roles, call state, levels, room ids) are made in [`shared`]; this crate only
+//! applies them to browser objects.
+
+pub mod browser;
+pub mod call;
+pub mod error;
+pub mod i18n;
+pub mod media;
+pub mod peer;
+pub mod signaling;
+pub mod ui;
+
+pub use ui::App;

@@ -1,0 +1,142 @@
+//! Ana creates a room, Bo opens the link, they hear each other, Bo mutes and Ana hears
+//! silence, Bo leaves and Ana waits, Bo comes back through the same link. Two separate real
+//! Chromium instances, a real relay, real WebRTC audio over loopback.
+//!
+//! It also prints two benchmark figures (not assertions): the median time from Bo's "join"
+//! click to Bo's `connected` over 10 joins, and the compressed weight of the first page load.
+
+use std::time::{Duration, Instant};
+
+use e2e::{Browser, ChromeDriver, PeerInfo, Relay, Result, median};
+
+/// The fake microphone beeps: a receiver hears an RMS level of about 0.5 during a beep and
+/// well above this over any one-second window.
+const HEARD: f64 = 0.05;
+/// What a muted sender's audio reads as at the receiver.
+const SILENT: f64 = 0.005;
+
+/// Waits until audio bytes flow both ways between Ana and Bo: each side's counters grow.
+async fn audio_flows_both_ways(ana: &Browser, bo: &Browser) -> Result<()> {
+    let (a0, b0) = (
+        ana.wait_peer("a peer", |_| true).await?,
+        bo.wait_peer("a peer", |_| true).await?,
+    );
+    let grew = |before: PeerInfo| {
+        move |now: &PeerInfo| {
+            now.bytes_received > before.bytes_received + 1_000
+                && now.bytes_sent > before.bytes_sent + 1_000
+        }
+    };
+    ana.wait_peer("audio bytes flowing to and from Ana", grew(a0))
+        .await?;
+    bo.wait_peer("audio bytes flowing to and from Bo", grew(b0))
+        .await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
+    let relay = Relay::start(&[]).await?;
+    let driver = ChromeDriver::start().await?;
+    let ana = driver.browser(&[]).await?;
+    let bo = driver.browser(&[]).await?;
+
+    // Ana opens the app and creates a room; the page shows its link.
+    ana.open(&relay.url("/")).await?;
+    ana.click("create-room").await?;
+    ana.wait_state("idle").await?;
+    let link = ana.value("share-link").await?;
+    assert!(link.starts_with(&relay.url("/r/")), "share link {link}");
+    let weight = ana.page_weight().await?;
+
+    ana.click("join").await?;
+    ana.wait_state("waiting").await?;
+
+    // Bo taps the link and joins with one tap.
+    bo.open(&link).await?;
+    bo.click("join").await?;
+    bo.wait_state("connected").await?;
+    ana.wait_state("connected").await?;
+    audio_flows_both_ways(&ana, &bo).await?;
+    let heard = ana
+        .wait_peer("Ana hearing Bo's beeps", |p| p.level > HEARD)
+        .await?;
+    bo.wait_peer("Bo hearing Ana's beeps", |p| p.level > HEARD)
+        .await?;
+    println!("Ana hears Bo at RMS level {:.3}", heard.level);
+
+    // Bo mutes: Ana hears silence, though packets keep flowing. Bo unmutes: Ana hears him.
+    bo.click("mute").await?;
+    assert_eq!(
+        bo.attr("mute", "aria-pressed").await?.as_deref(),
+        Some("true")
+    );
+    let silent = ana
+        .wait_peer("silence from muted Bo", |p| p.level < SILENT)
+        .await?;
+    ana.wait_peer("packets still arriving while Bo is muted", |p| {
+        p.bytes_received > silent.bytes_received
+    })
+    .await?;
+    bo.click("mute").await?;
+    assert_eq!(
+        bo.attr("mute", "aria-pressed").await?.as_deref(),
+        Some("false")
+    );
+    ana.wait_peer("Bo heard again after unmuting", |p| p.level > HEARD)
+        .await?;
+
+    // Bo leaves: his page says so, Ana waits alone and is told Bo can come back.
+    bo.click("leave").await?;
+    bo.wait_state("ended").await?;
+    ana.wait_state("waiting").await?;
+    assert!(
+        ana.peers().await?.is_empty(),
+        "Bo still shown after leaving"
+    );
+    ana.attr("peer-left", "class").await?;
+
+    // Bo reloads the link and the call comes back.
+    bo.reload().await?;
+    bo.click("join").await?;
+    bo.wait_state("connected").await?;
+    ana.wait_state("connected").await?;
+    audio_flows_both_ways(&ana, &bo).await?;
+
+    // Benchmark: Bo joins 10 more times, each from a freshly loaded link.
+    let mut joins = Vec::new();
+    for _ in 0..10 {
+        bo.reload().await?;
+        ana.wait_state("waiting").await?;
+        bo.wait_state("idle").await?;
+        let clicked = Instant::now();
+        bo.click("join").await?;
+        bo.wait_state("connected").await?;
+        joins.push(clicked.elapsed());
+    }
+    ana.wait_state("connected").await?;
+
+    let median_join = median(joins.clone());
+    println!(
+        "BENCH join click to connected: median {:.0} ms over {} joins (all: {:?} ms)",
+        median_join.as_secs_f64() * 1e3,
+        joins.len(),
+        joins.iter().map(Duration::as_millis).collect::<Vec<_>>()
+    );
+    let total: u64 = weight.iter().map(|(_, bytes)| bytes).sum();
+    for (name, bytes) in &weight {
+        println!("BENCH first load: {bytes:>8} B  {name}");
+    }
+    println!(
+        "BENCH first load total (compressed, html + js + wasm + css): {total} B = {:.1} KiB",
+        total as f64 / 1024.0
+    );
+    assert!(
+        weight.iter().any(|(name, _)| name.ends_with(".wasm")),
+        "the first load fetched no wasm: {weight:?}"
+    );
+
+    ana.close().await?;
+    bo.close().await?;
+    Ok(())
+}

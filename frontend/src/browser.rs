@@ -1,0 +1,43 @@
+//! Small typed doors into browser APIs that web-sys leaves loosely typed.
+
+use js_sys::{Function, Promise, Reflect};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// `object[key]` as a number (0 when absent: stats fields appear only once data flows).
+pub fn number(object: &JsValue, key: &str) -> f64 {
+    Reflect::get(object, &key.into())
+        .ok()
+        .and_then(|v| v.as_f64())
+        .unwrap_or(0.0)
+}
+
+/// `object[key]` as a string (empty when absent).
+pub fn string(object: &JsValue, key: &str) -> String {
+    Reflect::get(object, &key.into())
+        .ok()
+        .and_then(|v| v.as_string())
+        .unwrap_or_default()
+}
+
+/// Calls `object.method()` and awaits the promise it returns.
+pub async fn call_async(object: &JsValue, method: &str) -> Result<JsValue, JsValue> {
+    let function: Function = Reflect::get(object, &method.into())?.dyn_into()?;
+    let promise: Promise = function.call0(object)?.dyn_into()?;
+    JsFuture::from(promise).await
+}
+
+/// Whether the global object has `name` (feature detection).
+pub fn has_global(name: &str) -> bool {
+    Reflect::has(&js_sys::global(), &name.into()).unwrap_or(false)
+}
+
+/// Puts `text` on the clipboard. The async Clipboard API is only exposed by web-sys behind
+/// an unstable cfg, so it is reached by name.
+pub async fn copy_text(text: &str) -> Result<(), JsValue> {
+    let navigator = web_sys::window().ok_or(JsValue::NULL)?.navigator();
+    let clipboard = Reflect::get(&navigator, &"clipboard".into())?;
+    let write: Function = Reflect::get(&clipboard, &"writeText".into())?.dyn_into()?;
+    let promise: Promise = write.call1(&clipboard, &text.into())?.dyn_into()?;
+    JsFuture::from(promise).await.map(drop)
+}

@@ -1,0 +1,101 @@
+//! Everything that can stop a call, each with a message and a way forward in both languages.
+
+use shared::protocol::ErrorCode;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::DomException;
+
+use crate::i18n::Text;
+
+/// Why the call cannot go on. Browser failures are turned into one of these at once, at
+/// the web-sys boundary.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The person or the browser refused the microphone (`NotAllowedError`).
+    MicDenied,
+    /// No audio input device (`NotFoundError`, `OverconstrainedError`).
+    NoMic,
+    /// The device exists but cannot be opened (`NotReadableError`, `AbortError`).
+    MicBusy,
+    /// Not a secure context: `getUserMedia` is not even offered.
+    Insecure,
+    /// No `RTCPeerConnection` in this browser.
+    NoWebRtc,
+    /// The signaling socket never opened.
+    RelayUnreachable,
+    /// The signaling socket closed after the call started.
+    RelayLost,
+    /// The relay refused the join: the room is at capacity.
+    RoomFull,
+    /// The relay refused the room id.
+    BadRoom,
+    /// The relay speaks another protocol version: the page is stale.
+    Outdated,
+    /// Anything else, with the browser's words for the console.
+    Unexpected(String),
+}
+
+impl CallError {
+    /// Reads a `getUserMedia` rejection.
+    pub fn from_media(error: &JsValue) -> Self {
+        match error
+            .dyn_ref::<DomException>()
+            .map(DomException::name)
+            .as_deref()
+        {
+            Some("NotAllowedError" | "SecurityError") => Self::MicDenied,
+            Some("NotFoundError" | "OverconstrainedError") => Self::NoMic,
+            Some("NotReadableError" | "AbortError") => Self::MicBusy,
+            _ => Self::unexpected(error),
+        }
+    }
+
+    /// Reads a refusal from the relay.
+    pub fn from_code(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::RoomFull => Self::RoomFull,
+            ErrorCode::BadRoomId => Self::BadRoom,
+            ErrorCode::UnsupportedVersion => Self::Outdated,
+            other => Self::Unexpected(other.as_str().to_owned()),
+        }
+    }
+
+    /// Any other JavaScript failure.
+    pub fn unexpected(error: &JsValue) -> Self {
+        Self::Unexpected(format!("{error:?}"))
+    }
+
+    /// What happened, and what to do about it, in the language of `text`.
+    pub fn explain(&self, text: &'static Text) -> (&'static str, &'static str) {
+        match self {
+            Self::MicDenied => (text.mic_denied, text.mic_denied_fix),
+            Self::NoMic => (text.no_mic, text.no_mic_fix),
+            Self::MicBusy => (text.mic_busy, text.mic_busy_fix),
+            Self::Insecure => (text.insecure, text.insecure_fix),
+            Self::NoWebRtc => (text.no_webrtc, text.no_webrtc_fix),
+            Self::RelayUnreachable => (text.relay_unreachable, text.relay_unreachable_fix),
+            Self::RelayLost => (text.relay_lost, text.relay_lost_fix),
+            Self::RoomFull => (text.room_full, text.room_full_fix),
+            Self::BadRoom => (text.bad_room, text.bad_room_fix),
+            Self::Outdated => (text.outdated, text.outdated_fix),
+            Self::Unexpected(_) => (text.unexpected, text.unexpected_fix),
+        }
+    }
+
+    /// A stable name for the `data-error` attribute.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MicDenied => "mic_denied",
+            Self::NoMic => "no_mic",
+            Self::MicBusy => "mic_busy",
+            Self::Insecure => "insecure",
+            Self::NoWebRtc => "no_webrtc",
+            Self::RelayUnreachable => "relay_unreachable",
+            Self::RelayLost => "relay_lost",
+            Self::RoomFull => "room_full",
+            Self::BadRoom => "bad_room",
+            Self::Outdated => "outdated",
+            Self::Unexpected(_) => "unexpected",
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Every string the person sees, in English and Chinese.
+//!
+//! One struct with a field per string, and one value of it per language: a string missing
+//! in one language is a compile error, and no literal text lives outside this file.
+
+use leptos::prelude::*;
+
+/// A language of the UI.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lang {
+    /// English.
+    En,
+    /// Simplified Chinese.
+    Zh,
+}
+
+impl Lang {
+    /// The language for a BCP 47 tag such as `navigator.language` (`zh-CN`, `en-US`...).
+    pub fn from_tag(tag: &str) -> Self {
+        if tag.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("zh")) {
+            Self::Zh
+        } else {
+            Self::En
+        }
+    }
+
+    /// The browser's preferred language.
+    pub fn from_browser() -> Self {
+        let tag = web_sys::window()
+            .and_then(|w| w.navigator().language())
+            .unwrap_or_default();
+        Self::from_tag(&tag)
+    }
+
+    /// The other language, for the switch.
+    pub fn other(self) -> Self {
+        match self {
+            Self::En => Self::Zh,
+            Self::Zh => Self::En,
+        }
+    }
+
+    /// The `lang` attribute value.
+    pub fn tag(self) -> &'static str {
+        match self {
+            Self::En => "en",
+            Self::Zh => "zh-CN",
+        }
+    }
+
+    /// The strings of this language.
+    pub fn text(self) -> &'static Text {
+        match self {
+            Self::En => &EN,
+            Self::Zh => &ZH,
+        }
+    }
+}
+
+/// The UI language, shared through context.
+#[derive(Clone, Copy)]
+pub struct UiLang(pub RwSignal<Lang>);
+
+/// The strings of the current language; re-read inside reactive closures.
+pub fn text() -> &'static Text {
+    expect_context::<UiLang>().0.get().text()
+}
+
+/// Every string of the UI.
+#[allow(missing_docs)] // The field names say what each string is.
+pub struct Text {
+    pub app_name: &'static str,
+    pub switch_language: &'static str,
+    pub tagline: &'static str,
+    pub how_it_works: &'static str,
+    pub create_room: &'static str,
+    pub share_label: &'static str,
+    pub copy: &'static str,
+    pub copied: &'static str,
+    pub join: &'static str,
+    pub join_again: &'static str,
+    pub mute: &'static str,
+    pub unmute: &'static str,
+    pub leave: &'static str,
+    pub new_room: &'static str,
+    pub state_idle: &'static str,
+    pub state_waiting: &'static str,
+    pub state_connecting: &'static str,
+    pub state_connected: &'static str,
+    pub state_reconnecting: &'static str,
+    pub state_failed: &'static str,
+    pub state_ended: &'static str,
+    pub guest: &'static str,
+    pub speaking: &'static str,
+    pub you_are_muted: &'static str,
+    pub tap_to_hear: &'static str,
+    pub peer_left: &'static str,
+    pub mic_denied: &'static str,
+    pub mic_denied_fix: &'static str,
+    pub no_mic: &'static str,
+    pub no_mic_fix: &'static str,
+    pub mic_busy: &'static str,
+    pub mic_busy_fix: &'static str,
+    pub insecure: &'static str,
+    pub insecure_fix: &'static str,
+    pub no_webrtc: &'static str,
+    pub no_webrtc_fix: &'static str,
+    pub relay_unreachable: &'static str,
+    pub relay_unreachable_fix: &'static str,
+    pub relay_lost: &'static str,
+    pub relay_lost_fix: &'static str,
+    pub room_full: &'static str,
+    pub room_full_fix: &'static str,
+    pub bad_room: &'static str,
+    pub bad_room_fix: &'static str,
+    pub outdated: &'static str,
+    pub outdated_fix: &'static str,
+    pub unexpected: &'static str,
+    pub unexpected_fix: &'static str,
+    pub not_found: &'static str,
+}
+
+const EN: Text = Text {
+    app_name: "LinkCall",
+    switch_language: "中文",
+    tagline: "Voice calls from a link. No app, no account.",
+    how_it_works: "Create a room, send the link in any chat, and talk as soon as they tap it.",
+    create_room: "Create a room",
+    share_label: "Send this link to the person you want to talk to",
+    copy: "Copy link",
+    copied: "Copied",
+    join: "Join call",
+    join_again: "Join again",
+    mute: "Mute",
+    unmute: "Unmute",
+    leave: "Leave",
+    new_room: "New room",
+    state_idle: "Ready when you are",
+    state_waiting: "Waiting for the other person to open the link…",
+    state_connecting: "Connecting…",
+    state_connected: "In call",
+    state_reconnecting: "Reconnecting…",
+    state_failed: "Call stopped",
+    state_ended: "You left the call",
+    guest: "Guest",
+    speaking: "speaking",
+    you_are_muted: "You are muted",
+    tap_to_hear: "Tap to hear the call",
+    peer_left: "The other person left. Keep this page open: they can come back with the same link.",
+    mic_denied: "Microphone access is blocked.",
+    mic_denied_fix: "Allow the microphone for this site (the lock or ⓘ icon next to the address), then tap Join again.",
+    no_mic: "No microphone was found.",
+    no_mic_fix: "Connect a microphone or headset, then tap Join again.",
+    mic_busy: "Your microphone is being used by another app.",
+    mic_busy_fix: "Close other calling or recording apps, then tap Join again.",
+    insecure: "This page was not opened over a secure connection, so the browser will not share your microphone.",
+    insecure_fix: "Open the link starting with https:// (or on this computer, http://localhost).",
+    no_webrtc: "This browser cannot make calls.",
+    no_webrtc_fix: "Open the link in Chrome, Safari, Edge or Firefox.",
+    relay_unreachable: "Cannot reach the call server.",
+    relay_unreachable_fix: "Check your internet connection, then tap Join again.",
+    relay_lost: "The connection to the call server was lost.",
+    relay_lost_fix: "Check your internet connection, then tap Join again.",
+    room_full: "This room is full.",
+    room_full_fix: "Ask the others to make room, or create a new room.",
+    bad_room: "This room link is not valid.",
+    bad_room_fix: "Check that the whole link was copied, or create a new room.",
+    outdated: "This page is out of date.",
+    outdated_fix: "Reload the page, then tap Join again.",
+    unexpected: "Something went wrong.",
+    unexpected_fix: "Reload the page and try again.",
+    not_found: "There is nothing at this address.",
+};
+
+const ZH: Text = Text {
+    app_name: "链接通话",
+    switch_language: "English",
+    tagline: "点开链接就能通话。无需安装,无需注册。",
+    how_it_works: "创建房间,把链接发到任意聊天里,对方一点开就能和你通话。",
+    create_room: "创建房间",
+    share_label: "把这个链接发给想通话的人",
+    copy: "复制链接",
+    copied: "已复制",
+    join: "加入通话",
+    join_again: "重新加入",
+    mute: "静音",
+    unmute: "取消静音",
+    leave: "离开",
+    new_room: "新房间",
+    state_idle: "准备好就加入吧",
+    state_waiting: "正在等待对方打开链接……",
+    state_connecting: "正在连接……",
+    state_connected: "通话中",
+    state_reconnecting: "正在重新连接……",
+    state_failed: "通话已中断",
+    state_ended: "你已离开通话",
+    guest: "访客",
+    speaking: "正在说话",
+    you_are_muted: "你已静音",
+    tap_to_hear: "点此收听通话",
+    peer_left: "对方已离开。请保持此页面打开,对方可以用同一个链接回来。",
+    mic_denied: "麦克风权限被拒绝。",
+    mic_denied_fix: "请在地址栏旁的锁形或 ⓘ 图标中允许此网站使用麦克风,然后点击“重新加入”。",
+    no_mic: "没有找到麦克风。",
+    no_mic_fix: "请连接麦克风或耳机,然后点击“重新加入”。",
+    mic_busy: "麦克风正被其他应用占用。",
+    mic_busy_fix: "请关闭其他通话或录音应用,然后点击“重新加入”。",
+    insecure: "此页面不是通过安全连接打开的,浏览器不会允许使用麦克风。",
+    insecure_fix: "请打开以 https:// 开头的链接(在本机上可用 http://localhost)。",
+    no_webrtc: "此浏览器无法进行通话。",
+    no_webrtc_fix: "请在 Chrome、Safari、Edge 或 Firefox 中打开链接。",
+    relay_unreachable: "无法连接到通话服务器。",
+    relay_unreachable_fix: "请检查网络连接,然后点击“重新加入”。",
+    relay_lost: "与通话服务器的连接已断开。",
+    relay_lost_fix: "请检查网络连接,然后点击“重新加入”。",
+    room_full: "这个房间已满。",
+    room_full_fix: "请让其他人腾出位置,或创建一个新房间。",
+    bad_room: "这个房间链接无效。",
+    bad_room_fix: "请确认链接复制完整,或创建一个新房间。",
+    outdated: "此页面版本过旧。",
+    outdated_fix: "请刷新页面,然后点击“重新加入”。",
+    unexpected: "出了点问题。",
+    unexpected_fix: "请刷新页面后重试。",
+    not_found: "这个地址什么也没有。",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chinese_tags_pick_chinese_and_everything_else_english() {
+        for tag in ["zh", "zh-CN", "zh-TW", "ZH-hans"] {
+            assert_eq!(Lang::from_tag(tag), Lang::Zh, "{tag}");
+        }
+        for tag in ["", "en-US", "fr", "z"] {
+            assert_eq!(Lang::from_tag(tag), Lang::En, "{tag}");
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The pages. Every element a test or a screen reader needs has a stable `data-testid` or
+//! an `aria-*` label; nothing here exists only for tests.
+
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::hooks::{use_navigate, use_params_map};
+use leptos_router::path;
+use shared::call::{CallState, Session};
+use shared::level::SPEAKING;
+use shared::room::RoomId;
+use wasm_bindgen_futures::JsFuture;
+
+use crate::browser;
+use crate::call::Call;
+use crate::error::CallError;
+use crate::i18n::{Lang, UiLang, text};
+use crate::peer::PeerView;
+
+/// The whole app: language context and routes.
+#[component]
+pub fn App() -> impl IntoView {
+    let lang = RwSignal::new(Lang::from_browser());
+    provide_context(UiLang(lang));
+    Effect::new(move |_| {
+        if let Some(root) = document().document_element() {
+            let _ = root.set_attribute("lang", lang.get().tag());
+        }
+        document().set_title(text().app_name);
+    });
+    view! {
+        <Router>
+            <Header />
+            <Routes fallback=|| view! { <p class="page-message">{move || text().not_found}</p> <NewRoomLink /> }>
+                <Route path=path!("/") view=Home />
+                <Route path=path!("/r/:room") view=RoomPage />
+            </Routes>
+        </Router>
+    }
+}
+
+#[component]
+fn Header() -> impl IntoView {
+    let lang = expect_context::<UiLang>().0;
+    view! {
+        <header class="top">
+            <a class="brand" href="/">{move || text().app_name}</a>
+            <button class="lang" data-testid="language" on:click=move |_| lang.update(|l| *l = l.other())>
+                {move || text().switch_language}
+            </button>
+        </header>
+    }
+}
+
+/// The front door: one action, creating a room.
+#[component]
+fn Home() -> impl IntoView {
+    let navigate = use_navigate();
+    let create = move |_| match new_room_id() {
+        Some(room) => navigate(&format!("/r/{room}"), Default::default()),
+        None => leptos::logging::error!("no crypto.getRandomValues in this browser"),
+    };
+    view! {
+        <main class="home">
+            <h1>{move || text().tagline}</h1>
+            <p class="lead">{move || text().how_it_works}</p>
+            <button class="primary big" data-testid="create-room" on:click=create>
+                {move || text().create_room}
+            </button>
+        </main>
+    }
+}
+
+/// A fresh room id from the browser's cryptographic random source.
+fn new_room_id() -> Option<RoomId> {
+    let mut bytes = [0u8; RoomId::LEN];
+    window()
+        .crypto()
+        .ok()?
+        .get_random_values_with_u8_array(&mut bytes)
+        .ok()?;
+    Some(RoomId::from_random(bytes))
+}
+
+#[component]
+fn NewRoomLink() -> impl IntoView {
+    view! {
+        <a class="button secondary" href="/" data-testid="new-room">
+            {move || text().new_room}
+        </a>
+    }
+}
+
+/// `/r/<room>`: a new call for each room id in the URL.
+#[component]
+fn RoomPage() -> impl IntoView {
+    let params = use_params_map();
+    move || match RoomId::parse(&params.read().get("room").unwrap_or_default()) {
+        Ok(room) => view! { <Room room /> }.into_any(),
+        Err(_) => {
+            view! { <main class="room"><Problem error=CallError::BadRoom /><NewRoomLink /></main> }
+                .into_any()
+        }
+    }
+}
+
+#[component]
+fn Room(room: RoomId) -> impl IntoView {
+    let share_url = format!(
+        "{}/r/{room}",
+        window().location().origin().unwrap_or_default()
+    );
+    let call = StoredValue::new_local(Call::new(room));
+    on_cleanup(move || call.try_with_value(Call::dispose).unwrap_or_default());
+    let view = call.with_value(Call::view);
+    let state = Memo::new(move |_| view.state());
+    view! {
+        <main class="room">
+            <ShareLink url=share_url />
+            <section class="status" data-testid="call-state" data-state=move || state.get().as_str() aria-live="polite">
+                <p class="state-label">{move || state_label(state.get())}</p>
+                <Show when=move || view.peer_left.get() && state.get() == CallState::Waiting>
+                    <p class="notice" data-testid="peer-left">{move || text().peer_left}</p>
+                </Show>
+                {move || view.error.get().map(|error| view! { <Problem error /> })}
+            </section>
+            <ul class="peers" aria-label="participants">
+                <For each=move || view.peers.get() key=|peer| peer.id let:peer>
+                    <RemotePeer peer />
+                </For>
+            </ul>
+            <div class="controls">
+                {move || match view.session.get() {
+                    Session::Idle | Session::Failed | Session::Ended => {
+                        let first = view.session.get() == Session::Idle;
+                        view! {
+                            <button class="primary big" data-testid="join" on:click=move |_| call.with_value(Call::join)>
+                                {move || if first { text().join } else { text().join_again }}
+                            </button>
+                            <Show when=move || !first><NewRoomLink /></Show>
+                        }
+                        .into_any()
+                    }
+                    Session::Joining | Session::Joined | Session::Lost => {
+                        let muted = view.muted;
+                        view! {
+                            <button
+                                class="toggle"
+                                class:on=move || muted.get()
+                                data-testid="mute"
+                                aria-pressed=move || muted.get().to_string()
+                                on:click=move |_| call.with_value(|c| c.set_muted(!muted.get_untracked()))
+                            >
+                                {move || if muted.get() { text().unmute } else { text().mute }}
+                            </button>
+                            <button class="danger" data-testid="leave" on:click=move |_| call.with_value(Call::leave)>
+                                {move || text().leave}
+                            </button>
+                        }
+                        .into_any()
+                    }
+                }}
+            </div>
+            <Show when=move || view.muted.get() && matches!(view.session.get(), Session::Joined)>
+                <p class="muted-note">{move || text().you_are_muted}</p>
+            </Show>
+        </main>
+    }
+}
+
+fn state_label(state: CallState) -> &'static str {
+    let text = text();
+    match state {
+        CallState::Idle => text.state_idle,
+        CallState::Waiting => text.state_waiting,
+        CallState::Connecting => text.state_connecting,
+        CallState::Connected => text.state_connected,
+        CallState::Reconnecting => text.state_reconnecting,
+        CallState::Failed => text.state_failed,
+        CallState::Ended => text.state_ended,
+    }
+}
+
+/// The room link, selectable and copyable: how the other person gets in.
+#[component]
+fn ShareLink(url: String) -> impl IntoView {
+    let copied = RwSignal::new(false);
+    let to_copy = url.clone();
+    let copy = move |_| {
+        let url = to_copy.clone();
+        spawn_local(async move {
+            match browser::copy_text(&url).await {
+                Ok(()) => {
+                    copied.set(true);
+                    gloo_timers::future::TimeoutFuture::new(2_000).await;
+                    copied.set(false);
+                }
+                Err(error) => leptos::logging::warn!("copy failed: {error:?}"),
+            }
+        });
+    };
+    view! {
+        <section class="share">
+            <label for="share-link">{move || text().share_label}</label>
+            <div class="share-row">
+                <input
+                    id="share-link"
+                    data-testid="share-link"
+                    readonly
+                    value=url
+                    on:focus=move |event| {
+                        if let Some(input) = event_target::<web_sys::HtmlInputElement>(&event).into() {
+                            input.select();
+                        }
+                    }
+                />
+                <button class="secondary" data-testid="copy-link" on:click=copy>
+                    {move || if copied.get() { text().copied } else { text().copy }}
+                </button>
+            </div>
+        </section>
+    }
+}
+
+/// What went wrong and what to do, in the person's language.
+#[component]
+fn Problem(error: CallError) -> impl IntoView {
+    let code = error.code();
+    let explain = move || error.explain(text());
+    let (what, fix) = (explain.clone(), explain);
+    view! {
+        <div class="problem" role="alert" data-testid="error" data-error=code>
+            <p class="what">{move || what().0}</p>
+            <p class="fix">{move || fix().1}</p>
+        </div>
+    }
+}
+
+/// One remote participant: name, speaking meter, and the `<audio>` that plays them.
+#[component]
+fn RemotePeer(peer: PeerView) -> impl IntoView {
+    let audio = NodeRef::<leptos::html::Audio>::new();
+    let blocked = RwSignal::new(false);
+    let play = move || {
+        let Some(element) = audio.get_untracked() else {
+            return;
+        };
+        let Ok(playing) = element.play() else { return };
+        spawn_local(async move {
+            // Autoplay can be refused outside a user gesture: offer a tap to start it.
+            blocked.set(JsFuture::from(playing).await.is_err());
+        });
+    };
+    Effect::new(move |_| {
+        let stream = peer.stream.get();
+        if let Some(element) = audio.get() {
+            // iOS plays media full screen unless told otherwise; the view macro does not
+            // know this attribute, so it is set here.
+            let _ = element.set_attribute("playsinline", "");
+            element.set_src_object(stream.as_ref());
+            if stream.is_some() {
+                play();
+            }
+        }
+    });
+    let level = peer.level;
+    view! {
+        <li
+            class="peer"
+            class:speaking=move || { level.get() > SPEAKING }
+            data-testid="peer"
+            data-peer-id=peer.id.0
+            data-link=move || format!("{:?}", peer.link.get()).to_lowercase()
+            data-bytes-received=move || peer.audio.get().bytes_received
+            data-bytes-sent=move || peer.audio.get().bytes_sent
+            data-audio-level=move || format!("{:.3}", level.get())
+        >
+            <span class="avatar" aria-hidden="true">{peer.id.0}</span>
+            <span class="name">{move || format!("{} {}", text().guest, peer.id)}</span>
+            <span class="meter" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow=move || format!("{:.2}", level.get())>
+                <span class="meter-fill" style:width=move || format!("{:.0}%", (level.get() * 200.0).min(100.0))></span>
+            </span>
+            <Show when=move || blocked.get()>
+                <button class="primary" data-testid="tap-to-hear" on:click=move |_| play()>
+                    {move || text().tap_to_hear}
+                </button>
+            </Show>
+            <audio node_ref=audio autoplay></audio>
+        </li>
+    }
+}

@@ -1,0 +1,60 @@
+# Sourced by run.sh and test.sh: install what is missing (idempotent, quick when all is
+# there), then build the frontend. Every step says what it does.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$PATH"
+TOOLS="${LINKCALL_TOOLS:-$HOME/.local/share/linkcall-tools}"
+BINARYEN_VERSION=132
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# Debian packages, installed only when one is missing.
+ensure_apt() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  say "installing ${missing[*]} (apt)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_frontend_tools() {
+  if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+    say "adding the wasm32-unknown-unknown target"
+    rustup target add wasm32-unknown-unknown
+  fi
+  # trunk 0.22 needs a newer rustc than this project's; 0.21 works.
+  if ! trunk --version 2>/dev/null | grep -q '^trunk 0\.21\.'; then
+    say "installing trunk 0.21 (a few minutes, once)"
+    cargo install trunk --version '^0.21' --locked
+  fi
+  # trunk runs offline and uses the wasm-bindgen on PATH, which must match Cargo.lock exactly.
+  local want
+  want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)"
+  if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $want"; then
+    say "installing wasm-bindgen-cli $want (a few minutes, once)"
+    cargo install wasm-bindgen-cli --version "$want" --force
+  fi
+  # Debian's wasm-opt (binaryen 108) silently breaks Rust 1.95 wasm; binaryen from npm works.
+  if [ ! -x "$TOOLS/node_modules/binaryen/bin/wasm-opt" ]; then
+    command -v npm >/dev/null || ensure_apt nodejs npm
+    say "installing binaryen $BINARYEN_VERSION (wasm-opt) into $TOOLS"
+    mkdir -p "$TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "binaryen@$BINARYEN_VERSION" >/dev/null
+  fi
+  export PATH="$TOOLS/node_modules/binaryen/bin:$PATH"
+}
+
+# dist/: the release build of the frontend, with .gz copies the relay serves to browsers
+# that accept gzip (all of them).
+build_frontend() {
+  ensure_frontend_tools
+  say "building the frontend (trunk build --release)"
+  trunk build --release
+  find dist -type f \( -name '*.html' -o -name '*.js' -o -name '*.wasm' -o -name '*.css' \) \
+    -exec gzip -9 --keep --force {} +
+}
