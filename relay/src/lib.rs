@@ -9,6 +9,7 @@
 //! [`run`] is the one entry point; `main.rs` only reads the configuration and calls it, and
 //! the tests call it on `127.0.0.1:0`.
 
+mod assets;
 mod config;
 mod rooms;
 mod socket;
@@ -23,7 +24,6 @@ use axum::routing::get;
 use shared::protocol::MAX_FRAME_BYTES;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tower_http::services::{ServeDir, ServeFile};
 use tower_http::trace::TraceLayer;
 
 pub use config::Config;
@@ -66,13 +66,13 @@ pub async fn run(
         config,
         shutdown: stopped,
     });
-    let assets = ServeDir::new(&state.config.static_dir)
-        .precompressed_gzip()
-        .fallback(ServeFile::new(index).precompressed_gzip());
+    let assets = Router::new()
+        .fallback_service(assets::service(&state.config.static_dir))
+        .layer(axum::middleware::from_fn(assets::set_cache_control));
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
-        .fallback_service(assets)
+        .merge(assets)
         .layer(TraceLayer::new_for_http())
         .with_state(state);
     tracing::info!(address = %listener.local_addr()?, "relay listening");

@@ -275,6 +275,8 @@ async fn serves_health_and_the_app_for_room_links() -> TestResult {
         (200, INDEX_HTML.into())
     );
     assert_eq!(relay.get("/").await?, (200, INDEX_HTML.into()));
+    let page = relay.get_full(&format!("/r/{}", room(12))).await?;
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
     relay.stop().await
 }
 

@@ -67,6 +67,12 @@ impl Relay {
 
     /// Sends a plain HTTP/1.1 GET and returns the status code and body.
     pub async fn get(&self, path: &str) -> Result<(u16, String), Box<dyn std::error::Error>> {
+        let response = self.get_full(path).await?;
+        Ok((response.status, response.body))
+    }
+
+    /// Sends a plain HTTP/1.1 GET and returns the whole response.
+    pub async fn get_full(&self, path: &str) -> Result<HttpResponse, Box<dyn std::error::Error>> {
         let mut stream = TcpStream::connect(self.addr).await?;
         stream
             .write_all(
@@ -77,11 +83,12 @@ impl Relay {
         let mut response = String::new();
         tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response)).await??;
         let status = response.get(9..12).ok_or("short response")?.parse()?;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
-        Ok((status, body))
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        Ok(HttpResponse {
+            status,
+            head: head.to_ascii_lowercase(),
+            body: body.to_owned(),
+        })
     }
 
     /// Triggers shutdown and waits for `run` to return.
@@ -99,6 +106,22 @@ fn static_dir() -> std::io::Result<PathBuf> {
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("index.html"), INDEX_HTML)?;
     Ok(dir)
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    /// The status line and headers, lower-cased.
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpResponse {
+    /// The value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.head
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':').map(str::trim))
+    }
 }
 
 pub struct Client {
