@@ -75,19 +75,14 @@ impl Relay {
         let dist = dist.to_string_lossy().into_owned();
         let mut args = vec!["relay", "--port", "0", "--static-dir", &dist];
         args.extend_from_slice(flags);
-        let config =
-            relay::Config::try_parse_from(args).map_err(|e| Error::Unexpected(e.to_string()))?;
+        let config = relay::Config::try_parse_from(args).map_err(|e| Error::Unexpected(e.to_string()))?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(relay::run(listener, config, async {
             let _ = stopped.await;
         }));
-        Ok(Self {
-            addr,
-            stop: Some(stop),
-            task,
-        })
+        Ok(Self { addr, stop: Some(stop), task })
     }
 
     /// `http://127.0.0.1:<port><path>`: loopback is a secure context, so the page may use
@@ -149,17 +144,11 @@ impl ChromeDriver {
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             if Instant::now() > deadline {
-                return Err(Error::Timeout {
-                    what: format!("{program} to listen"),
-                    after: Duration::from_secs(20),
-                });
+                return Err(Error::Timeout { what: format!("{program} to listen"), after: Duration::from_secs(20) });
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Self {
-            url: format!("http://127.0.0.1:{port}"),
-            _process: process,
-        })
+        Ok(Self { url: format!("http://127.0.0.1:{port}"), _process: process })
     }
 
     /// A new, separate Chromium with its own empty profile, plus `extra` flags.
@@ -171,27 +160,15 @@ impl ChromeDriver {
             )));
         }
         let profile = tempfile::tempdir()?;
-        let mut args: Vec<String> = CHROMIUM_FLAGS
-            .iter()
-            .chain(extra)
-            .map(|s| s.to_string())
-            .collect();
+        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().chain(extra).map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
         let capabilities = json!({
             "browserName": "chrome",
             "goog:chromeOptions": { "binary": chromium, "args": args },
         });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!("a JSON object literal")
-        };
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&self.url)
-            .await?;
-        Ok(Browser {
-            client,
-            _profile: profile,
-        })
+        let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object literal") };
+        let client = ClientBuilder::new(HttpConnector::new()).capabilities(capabilities).connect(&self.url).await?;
+        Ok(Browser { client, _profile: profile })
     }
 }
 
@@ -240,45 +217,27 @@ impl Browser {
     /// Clicks the element `data-testid=id`, waiting for it to appear.
     pub async fn click(&self, id: &str) -> Result<()> {
         let selector = Self::testid(id);
-        let element = self
-            .client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Css(&selector))
-            .await?;
+        let element = self.client.wait().at_most(PATIENCE).for_element(Locator::Css(&selector)).await?;
         Ok(element.click().await?)
     }
 
     /// An attribute of the element `data-testid=id`, waiting for it to appear.
     pub async fn attr(&self, id: &str, name: &str) -> Result<Option<String>> {
         let selector = Self::testid(id);
-        let element = self
-            .client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Css(&selector))
-            .await?;
+        let element = self.client.wait().at_most(PATIENCE).for_element(Locator::Css(&selector)).await?;
         Ok(element.attr(name).await?)
     }
 
     /// The `value` of the input `data-testid=id`.
     pub async fn value(&self, id: &str) -> Result<String> {
         let selector = Self::testid(id);
-        let element = self
-            .client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Css(&selector))
-            .await?;
+        let element = self.client.wait().at_most(PATIENCE).for_element(Locator::Css(&selector)).await?;
         Ok(element.prop("value").await?.unwrap_or_default())
     }
 
     /// The call state shown (`data-state` of `call-state`).
     pub async fn call_state(&self) -> Result<String> {
-        Ok(self
-            .attr("call-state", "data-state")
-            .await?
-            .unwrap_or_default())
+        Ok(self.attr("call-state", "data-state").await?.unwrap_or_default())
     }
 
     /// Waits until the call state is `state`; returns how long that took.
@@ -292,10 +251,7 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Err(Error::Timeout {
-            what: format!("call state {state} (still {last})"),
-            after: PATIENCE,
-        })
+        Err(Error::Timeout { what: format!("call state {state} (still {last})"), after: PATIENCE })
     }
 
     /// The remote participants as the page shows them.
@@ -321,11 +277,7 @@ impl Browser {
     }
 
     /// Waits until the one remote participant satisfies `test`, and returns it.
-    pub async fn wait_peer(
-        &self,
-        what: &str,
-        test: impl Fn(&PeerInfo) -> bool,
-    ) -> Result<PeerInfo> {
+    pub async fn wait_peer(&self, what: &str, test: impl Fn(&PeerInfo) -> bool) -> Result<PeerInfo> {
         let start = Instant::now();
         let mut last = Vec::new();
         while start.elapsed() < PATIENCE {
@@ -337,10 +289,7 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(Error::Timeout {
-            what: format!("{what} (peers shown: {last:?})"),
-            after: PATIENCE,
-        })
+        Err(Error::Timeout { what: format!("{what} (peers shown: {last:?})"), after: PATIENCE })
     }
 
     /// The compressed bytes of the first load of the current page: the document and every

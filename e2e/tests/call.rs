@@ -17,20 +17,14 @@ const SILENT: f64 = 0.005;
 
 /// Waits until audio bytes flow both ways between Ana and Bo: each side's counters grow.
 async fn audio_flows_both_ways(ana: &Browser, bo: &Browser) -> Result<()> {
-    let (a0, b0) = (
-        ana.wait_peer("a peer", |_| true).await?,
-        bo.wait_peer("a peer", |_| true).await?,
-    );
+    let (a0, b0) = (ana.wait_peer("a peer", |_| true).await?, bo.wait_peer("a peer", |_| true).await?);
     let grew = |before: PeerInfo| {
         move |now: &PeerInfo| {
-            now.bytes_received > before.bytes_received + 1_000
-                && now.bytes_sent > before.bytes_sent + 1_000
+            now.bytes_received > before.bytes_received + 1_000 && now.bytes_sent > before.bytes_sent + 1_000
         }
     };
-    ana.wait_peer("audio bytes flowing to and from Ana", grew(a0))
-        .await?;
-    bo.wait_peer("audio bytes flowing to and from Bo", grew(b0))
-        .await?;
+    ana.wait_peer("audio bytes flowing to and from Ana", grew(a0)).await?;
+    bo.wait_peer("audio bytes flowing to and from Bo", grew(b0)).await?;
     Ok(())
 }
 
@@ -58,42 +52,24 @@ async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
     bo.wait_state("connected").await?;
     ana.wait_state("connected").await?;
     audio_flows_both_ways(&ana, &bo).await?;
-    let heard = ana
-        .wait_peer("Ana hearing Bo's beeps", |p| p.level > HEARD)
-        .await?;
-    bo.wait_peer("Bo hearing Ana's beeps", |p| p.level > HEARD)
-        .await?;
+    let heard = ana.wait_peer("Ana hearing Bo's beeps", |p| p.level > HEARD).await?;
+    bo.wait_peer("Bo hearing Ana's beeps", |p| p.level > HEARD).await?;
     println!("Ana hears Bo at RMS level {:.3}", heard.level);
 
     // Bo mutes: Ana hears silence, though packets keep flowing. Bo unmutes: Ana hears him.
     bo.click("mute").await?;
-    assert_eq!(
-        bo.attr("mute", "aria-pressed").await?.as_deref(),
-        Some("true")
-    );
-    let silent = ana
-        .wait_peer("silence from muted Bo", |p| p.level < SILENT)
-        .await?;
-    ana.wait_peer("packets still arriving while Bo is muted", |p| {
-        p.bytes_received > silent.bytes_received
-    })
-    .await?;
+    assert_eq!(bo.attr("mute", "aria-pressed").await?.as_deref(), Some("true"));
+    let silent = ana.wait_peer("silence from muted Bo", |p| p.level < SILENT).await?;
+    ana.wait_peer("packets still arriving while Bo is muted", |p| p.bytes_received > silent.bytes_received).await?;
     bo.click("mute").await?;
-    assert_eq!(
-        bo.attr("mute", "aria-pressed").await?.as_deref(),
-        Some("false")
-    );
-    ana.wait_peer("Bo heard again after unmuting", |p| p.level > HEARD)
-        .await?;
+    assert_eq!(bo.attr("mute", "aria-pressed").await?.as_deref(), Some("false"));
+    ana.wait_peer("Bo heard again after unmuting", |p| p.level > HEARD).await?;
 
     // Bo leaves: his page says so, Ana waits alone and is told Bo can come back.
     bo.click("leave").await?;
     bo.wait_state("ended").await?;
     ana.wait_state("waiting").await?;
-    assert!(
-        ana.peers().await?.is_empty(),
-        "Bo still shown after leaving"
-    );
+    assert!(ana.peers().await?.is_empty(), "Bo still shown after leaving");
     ana.attr("peer-left", "class").await?;
 
     // Bo reloads the link and the call comes back.
@@ -131,10 +107,7 @@ async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
         "BENCH first load total (compressed, html + js + wasm + css): {total} B = {:.1} KiB",
         total as f64 / 1024.0
     );
-    assert!(
-        weight.iter().any(|(name, _)| name.ends_with(".wasm")),
-        "the first load fetched no wasm: {weight:?}"
-    );
+    assert!(weight.iter().any(|(name, _)| name.ends_with(".wasm")), "the first load fetched no wasm: {weight:?}");
 
     ana.close().await?;
     bo.close().await?;

@@ -6,18 +6,12 @@ use wasm_bindgen_futures::JsFuture;
 
 /// `object[key]` as a number (0 when absent: stats fields appear only once data flows).
 pub fn number(object: &JsValue, key: &str) -> f64 {
-    Reflect::get(object, &key.into())
-        .ok()
-        .and_then(|v| v.as_f64())
-        .unwrap_or(0.0)
+    Reflect::get(object, &key.into()).ok().and_then(|v| v.as_f64()).unwrap_or(0.0)
 }
 
 /// `object[key]` as a string (empty when absent).
 pub fn string(object: &JsValue, key: &str) -> String {
-    Reflect::get(object, &key.into())
-        .ok()
-        .and_then(|v| v.as_string())
-        .unwrap_or_default()
+    Reflect::get(object, &key.into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
 }
 
 /// Calls `object.method()` and awaits the promise it returns.

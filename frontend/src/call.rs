@@ -1,25 +1,31 @@
 //! The call engine: the microphone, the signaling socket and one [`Peer`] per remote
-//! participant, driven by the relay's messages. It decides nothing itself: roles, states
-//! and levels come from [`shared`]; it only applies them to browser objects and writes
-//! what the UI shows into a [`CallView`].
+//! participant, driven by the relay's messages. It decides nothing itself: roles, states,
+//! levels and retry delays come from [`shared`]; it only applies them to browser objects
+//! and writes what the UI shows into a [`CallView`].
+//!
+//! Losing the relay does not end the call: the peer connections carry the audio on their
+//! own, while the engine reconnects with backoff and resumes its seat with the token the
+//! relay gave it, so the others see no leave and no join.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::{Rc, Weak};
 
-use gloo_timers::callback::Interval;
+use gloo_events::EventListener;
+use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use shared::backoff::RECONNECT;
 use shared::call::{CallState, Session, call_state};
-use shared::level::rms_level;
 use shared::negotiation::{self, Met};
-use shared::protocol::{ClientMessage, IceServer, PROTOCOL_VERSION, ServerMessage};
+use shared::protocol::{CLIENT_PING_INTERVAL, CLIENT_RELAY_TIMEOUT, ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use shared::room::{PeerId, RoomId};
+use shared::stats::rms_level;
 use web_sys::MediaStream;
 
 use crate::error::CallError;
 use crate::media;
-use crate::peer::{Peer, PeerView};
+use crate::peer::{Ice, Peer, PeerView};
 use crate::signaling::{Socket, SocketEvent};
 
 /// How often statistics are read: once a second, like the quality panels of the best
@@ -54,10 +60,7 @@ impl CallView {
 
     /// The call state, derived from the session and every peer's link (reactive).
     pub fn state(&self) -> CallState {
-        call_state(
-            self.session.get(),
-            self.peers.get().iter().map(|p| p.link.get()),
-        )
+        call_state(self.session.get(), self.peers.get().iter().map(|p| p.link.get()))
     }
 }
 
@@ -76,29 +79,34 @@ struct Inner {
     state: RefCell<State>,
 }
 
+/// Everything that lives only while joined; dropping it ends the call.
 #[derive(Default)]
 struct State {
     socket: Option<Socket>,
     me: Option<PeerId>,
-    ice_servers: Vec<IceServer>,
+    /// The token that gets our seat back after a dropped socket.
+    resume: Option<String>,
+    ice: Ice,
     microphone: Option<MediaStream>,
     peers: BTreeMap<PeerId, Peer>,
     stats: Option<Interval>,
+    /// Pings the relay and notices when it stops answering.
+    heartbeat: Option<Interval>,
+    /// When the relay last said anything (`Date.now()`, ms).
+    last_heard: f64,
+    /// Reconnection attempts since the relay was lost.
+    attempt: u32,
+    reconnect: Option<Timeout>,
+    /// Leaves the room when the page goes away (reload, tab closed).
+    _pagehide: Option<EventListener>,
 }
 
 impl Call {
     /// A call in `room`, not joined yet. Must be made inside the page's reactive owner.
     pub fn new(room: RoomId) -> Self {
         let owner = Owner::current().unwrap_or_default();
-        let inner = Inner {
-            room,
-            view: CallView::new(),
-            owner,
-            state: RefCell::default(),
-        };
-        Self {
-            inner: Rc::new(inner),
-        }
+        let inner = Inner { room, view: CallView::new(), owner, state: RefCell::default() };
+        Self { inner: Rc::new(inner) }
     }
 
     /// What the UI shows.
@@ -123,9 +131,7 @@ impl Call {
 
     /// Leaves the room, closes every connection and releases the microphone.
     pub fn leave(&self) {
-        self.inner.send(&ClientMessage::Leave {});
-        self.inner.hang_up();
-        self.inner.view.session.set(Session::Ended);
+        self.inner.leave();
     }
 
     /// Releases everything without touching the UI (the page is going away).
@@ -146,8 +152,19 @@ impl Inner {
             Err(error) => return self.fail(error),
         };
         media::set_enabled(&microphone, !view.muted.get_untracked());
-        self.state.borrow_mut().microphone = Some(microphone);
         let weak = Rc::downgrade(&self);
+        let pagehide = EventListener::new(&window(), "pagehide", move |_| with(&weak, |inner| inner.leave()));
+        {
+            let mut state = self.state.borrow_mut();
+            state.microphone = Some(microphone);
+            state._pagehide = Some(pagehide);
+        }
+        self.connect();
+    }
+
+    /// Opens a socket to the relay; the join (or resume) goes out when it opens.
+    fn connect(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
         match Socket::open(move |event| with(&weak, |inner| inner.on_socket(event))) {
             Ok(socket) => self.state.borrow_mut().socket = Some(socket),
             Err(error) => self.fail(error),
@@ -156,54 +173,71 @@ impl Inner {
 
     fn on_socket(self: &Rc<Self>, event: SocketEvent) {
         match event {
-            SocketEvent::Open => self.send(&ClientMessage::Join {
-                version: PROTOCOL_VERSION,
-                room: self.room.to_string(),
-            }),
-            SocketEvent::Message(message) => self.on_message(message),
+            SocketEvent::Open => {
+                let resume = self.state.borrow().resume.clone();
+                self.send(&ClientMessage::Join { version: PROTOCOL_VERSION, room: self.room.to_string(), resume });
+                self.start_heartbeat();
+            }
+            SocketEvent::Message(message) => {
+                self.state.borrow_mut().last_heard = js_sys::Date::now();
+                self.on_message(message);
+            }
             SocketEvent::Closed => match self.view.session.get_untracked() {
                 Session::Joining => self.fail(CallError::RelayUnreachable),
-                Session::Joined => self.fail(CallError::RelayLost),
+                Session::Joined | Session::Lost => self.lost(),
                 _ => {}
             },
         }
     }
 
+    fn start_heartbeat(self: &Rc<Self>) {
+        let weak = Rc::downgrade(self);
+        let heartbeat = Interval::new(CLIENT_PING_INTERVAL.as_millis() as u32, move || {
+            with(&weak, |inner| {
+                let silent_for = js_sys::Date::now() - inner.state.borrow().last_heard;
+                if silent_for > CLIENT_RELAY_TIMEOUT.as_millis() as f64 {
+                    leptos::logging::warn!("the relay stopped answering");
+                    if let Some(socket) = &inner.state.borrow().socket {
+                        socket.close_resuming();
+                    }
+                    inner.lost();
+                } else {
+                    inner.send(&ClientMessage::Ping {});
+                }
+            })
+        });
+        let mut state = self.state.borrow_mut();
+        state.last_heard = js_sys::Date::now();
+        state.heartbeat = Some(heartbeat);
+    }
+
+    /// The relay is gone: keep the peer connections (audio flows without the relay) and
+    /// try again after the backoff delay.
+    fn lost(self: &Rc<Self>) {
+        let delay = {
+            let mut state = self.state.borrow_mut();
+            state.socket = None;
+            state.heartbeat = None;
+            let delay = RECONNECT.delay(state.attempt, js_sys::Math::random());
+            state.attempt = state.attempt.saturating_add(1);
+            delay
+        };
+        self.view.session.set(Session::Lost);
+        let weak = Rc::downgrade(self);
+        let retry = Timeout::new(delay.as_millis() as u32, move || with(&weak, Inner::connect));
+        self.state.borrow_mut().reconnect = Some(retry);
+    }
+
     fn on_message(self: &Rc<Self>, message: ServerMessage) {
         match message {
-            ServerMessage::Joined {
-                you,
-                peers,
-                ice_servers,
-                ..
-            } => {
-                {
-                    let mut state = self.state.borrow_mut();
-                    state.me = Some(you);
-                    state.ice_servers = ice_servers;
-                    let weak = Rc::downgrade(self);
-                    state.stats = Some(Interval::new(STATS_PERIOD_MS, move || {
-                        with(&weak, Inner::read_stats)
-                    }));
-                }
-                self.view.session.set(Session::Joined);
-                for peer in peers {
-                    self.add_peer(peer, Met::WasThere);
-                }
+            ServerMessage::Joined { you, peers, ice_servers, ice_transport_policy, resume, .. } => {
+                self.on_joined(you, peers, Ice { servers: ice_servers, policy: ice_transport_policy }, resume)
             }
             ServerMessage::PeerJoined { peer } => {
                 self.view.peer_left.set(false);
                 self.add_peer(peer, Met::Arrived);
             }
-            ServerMessage::PeerLeft { peer } => {
-                self.state.borrow_mut().peers.remove(&peer);
-                self.view
-                    .peers
-                    .update(|peers| peers.retain(|p| p.id != peer));
-                if self.view.peers.with_untracked(Vec::is_empty) {
-                    self.view.peer_left.set(true);
-                }
-            }
+            ServerMessage::PeerLeft { peer } => self.remove_peer(peer),
             ServerMessage::Signal { from, signal } => {
                 if !self.state.borrow().peers.contains_key(&from) {
                     self.add_peer(from, Met::Arrived);
@@ -212,41 +246,63 @@ impl Inner {
                     peer.on_signal(signal);
                 }
             }
+            ServerMessage::Pong {} => {}
             ServerMessage::Error { code, message } => {
                 leptos::logging::warn!("relay refused: {} ({message})", code.as_str());
-                let error = CallError::from_code(code);
                 // Refusals of a join end the attempt; others (a signal to someone who just
-                // left) are races that resolve themselves.
-                if !matches!(error, CallError::Unexpected(_)) {
+                // left, a burst over the rate limit) are passing and need no action.
+                if let Some(error) = CallError::from_code(code) {
                     self.fail(error);
                 }
             }
         }
     }
 
+    fn on_joined(self: &Rc<Self>, you: PeerId, peers: Vec<PeerId>, ice: Ice, resume: String) {
+        let resumed = {
+            let mut state = self.state.borrow_mut();
+            let resumed = state.me == Some(you);
+            state.me = Some(you);
+            state.resume = Some(resume);
+            state.ice = ice;
+            state.attempt = 0;
+            if state.stats.is_none() {
+                let weak = Rc::downgrade(self);
+                state.stats = Some(Interval::new(STATS_PERIOD_MS, move || with(&weak, Inner::read_stats)));
+            }
+            resumed
+        };
+        self.view.session.set(Session::Joined);
+        if resumed {
+            // Same seat: keep every connection; forget those who left while we were away.
+            // Those who came meanwhile offer to us, as newcomers do.
+            let known: Vec<PeerId> = self.state.borrow().peers.keys().copied().collect();
+            for peer in known.into_iter().filter(|p| !peers.contains(p)) {
+                self.remove_peer(peer);
+            }
+        } else {
+            // A new seat (first join, or the relay forgot us): start over with everyone.
+            self.state.borrow_mut().peers.clear();
+            self.view.peers.set(Vec::new());
+            for peer in peers {
+                self.add_peer(peer, Met::WasThere);
+            }
+        }
+    }
+
     fn add_peer(self: &Rc<Self>, id: PeerId, met: Met) {
-        let (role, ice_servers, microphone) = {
+        let (role, ice, microphone) = {
             let state = self.state.borrow();
-            let (Some(me), Some(microphone)) = (state.me, state.microphone.clone()) else {
-                return;
-            };
+            let (Some(me), Some(microphone)) = (state.me, state.microphone.clone()) else { return };
             if state.peers.contains_key(&id) {
                 return;
             }
-            (
-                negotiation::role(me, id, met),
-                state.ice_servers.clone(),
-                microphone,
-            )
+            (negotiation::role(me, id, met), state.ice.clone(), microphone)
         };
         let view = self.owner.with(|| PeerView::new(id));
         let weak = Rc::downgrade(self);
-        let send = move |signal| {
-            with(&weak, |inner| {
-                inner.send(&ClientMessage::Signal { to: id, signal })
-            })
-        };
-        match Peer::new(view, role, &ice_servers, microphone, send) {
+        let send = move |signal| with(&weak, |inner| inner.send(&ClientMessage::Signal { to: id, signal }));
+        match Peer::new(view, role, &ice, microphone, send) {
             Ok(peer) => {
                 self.state.borrow_mut().peers.insert(id, peer);
                 self.view.peers.update(|peers| {
@@ -258,19 +314,25 @@ impl Inner {
         }
     }
 
+    fn remove_peer(&self, id: PeerId) {
+        self.state.borrow_mut().peers.remove(&id);
+        self.view.peers.update(|peers| peers.retain(|p| p.id != id));
+        if self.view.peers.with_untracked(Vec::is_empty) {
+            self.view.peer_left.set(true);
+        }
+    }
+
     fn read_stats(self: &Rc<Self>) {
-        let views = self.view.peers.get_untracked();
-        for view in views {
-            let inner = self.clone();
+        for view in self.view.peers.get_untracked() {
+            let reading = match self.state.borrow().peers.get(&view.id) {
+                Some(peer) => peer.stats(),
+                None => continue,
+            };
             spawn_local(async move {
-                let reading = match inner.state.borrow().peers.get(&view.id) {
-                    Some(peer) => peer.audio_counters(),
-                    None => return,
-                };
-                let Ok(counters) = reading.await else { return };
-                let before = view.audio.get_untracked();
-                view.level.set(rms_level(&before, &counters));
-                view.audio.set(counters);
+                let Ok(sample) = reading.await else { return };
+                let before = view.stats.get_untracked();
+                view.level.set(rms_level(&before, &sample));
+                view.stats.set(sample);
             });
         }
     }
@@ -279,6 +341,12 @@ impl Inner {
         if let Some(socket) = &self.state.borrow().socket {
             socket.send(message);
         }
+    }
+
+    fn leave(&self) {
+        self.send(&ClientMessage::Leave {});
+        self.hang_up();
+        self.view.session.set(Session::Ended);
     }
 
     fn fail(&self, error: CallError) {
@@ -293,8 +361,8 @@ impl Inner {
         if let Some(microphone) = &state.microphone {
             media::stop(microphone);
         }
-        // Dropping the state closes the peer connections and the socket and stops the
-        // statistics timer.
+        // Dropping the state closes the peer connections and the socket, and stops every
+        // timer and listener.
         drop(state);
         self.view.peers.set(Vec::new());
     }

@@ -31,6 +31,10 @@ pub enum CallError {
     BadRoom,
     /// The relay speaks another protocol version: the page is stale.
     Outdated,
+    /// The relay refuses more sockets or rooms from this network for now.
+    RelayBusy,
+    /// Every connection to the others failed: the networks cannot reach each other.
+    PeerUnreachable,
     /// Anything else, with the browser's words for the console.
     Unexpected(String),
 }
@@ -38,11 +42,7 @@ pub enum CallError {
 impl CallError {
     /// Reads a `getUserMedia` rejection.
     pub fn from_media(error: &JsValue) -> Self {
-        match error
-            .dyn_ref::<DomException>()
-            .map(DomException::name)
-            .as_deref()
-        {
+        match error.dyn_ref::<DomException>().map(DomException::name).as_deref() {
             Some("NotAllowedError" | "SecurityError") => Self::MicDenied,
             Some("NotFoundError" | "OverconstrainedError") => Self::NoMic,
             Some("NotReadableError" | "AbortError") => Self::MicBusy,
@@ -50,13 +50,16 @@ impl CallError {
         }
     }
 
-    /// Reads a refusal from the relay.
-    pub fn from_code(code: ErrorCode) -> Self {
+    /// Reads a refusal from the relay: `None` for those that need no action (a signal to
+    /// someone who just left, a burst over the rate limit).
+    pub fn from_code(code: ErrorCode) -> Option<Self> {
         match code {
-            ErrorCode::RoomFull => Self::RoomFull,
-            ErrorCode::BadRoomId => Self::BadRoom,
-            ErrorCode::UnsupportedVersion => Self::Outdated,
-            other => Self::Unexpected(other.as_str().to_owned()),
+            ErrorCode::RoomFull => Some(Self::RoomFull),
+            ErrorCode::BadRoomId => Some(Self::BadRoom),
+            ErrorCode::UnsupportedVersion => Some(Self::Outdated),
+            ErrorCode::TooManyConnections | ErrorCode::TooManyRooms => Some(Self::RelayBusy),
+            ErrorCode::UnknownPeer | ErrorCode::RateLimited => None,
+            other => Some(Self::Unexpected(other.as_str().to_owned())),
         }
     }
 
@@ -78,6 +81,8 @@ impl CallError {
             Self::RoomFull => (text.room_full, text.room_full_fix),
             Self::BadRoom => (text.bad_room, text.bad_room_fix),
             Self::Outdated => (text.outdated, text.outdated_fix),
+            Self::RelayBusy => (text.relay_busy, text.relay_busy_fix),
+            Self::PeerUnreachable => (text.peer_unreachable, text.peer_unreachable_fix),
             Self::Unexpected(_) => (text.unexpected, text.unexpected_fix),
         }
     }
@@ -95,6 +100,8 @@ impl CallError {
             Self::RoomFull => "room_full",
             Self::BadRoom => "bad_room",
             Self::Outdated => "outdated",
+            Self::RelayBusy => "relay_busy",
+            Self::PeerUnreachable => "peer_unreachable",
             Self::Unexpected(_) => "unexpected",
         }
     }

@@ -17,18 +17,12 @@ pub enum Lang {
 impl Lang {
     /// The language for a BCP 47 tag such as `navigator.language` (`zh-CN`, `en-US`...).
     pub fn from_tag(tag: &str) -> Self {
-        if tag.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("zh")) {
-            Self::Zh
-        } else {
-            Self::En
-        }
+        if tag.get(..2).is_some_and(|p| p.eq_ignore_ascii_case("zh")) { Self::Zh } else { Self::En }
     }
 
     /// The browser's preferred language.
     pub fn from_browser() -> Self {
-        let tag = web_sys::window()
-            .and_then(|w| w.navigator().language())
-            .unwrap_or_default();
+        let tag = web_sys::window().and_then(|w| w.navigator().language()).unwrap_or_default();
         Self::from_tag(&tag)
     }
 
@@ -115,6 +109,10 @@ pub struct Text {
     pub bad_room_fix: &'static str,
     pub outdated: &'static str,
     pub outdated_fix: &'static str,
+    pub relay_busy: &'static str,
+    pub relay_busy_fix: &'static str,
+    pub peer_unreachable: &'static str,
+    pub peer_unreachable_fix: &'static str,
     pub unexpected: &'static str,
     pub unexpected_fix: &'static str,
     pub not_found: &'static str,
@@ -167,6 +165,10 @@ const EN: Text = Text {
     bad_room_fix: "Check that the whole link was copied, or create a new room.",
     outdated: "This page is out of date.",
     outdated_fix: "Reload the page, then tap Join again.",
+    relay_busy: "The call server is busy for your network right now.",
+    relay_busy_fix: "Wait a minute, then tap Join again.",
+    peer_unreachable: "Could not connect to the other person.",
+    peer_unreachable_fix: "Your network or theirs blocks calls. Try switching between Wi-Fi and mobile data, then leave and join again.",
     unexpected: "Something went wrong.",
     unexpected_fix: "Reload the page and try again.",
     not_found: "There is nothing at this address.",
@@ -219,6 +221,10 @@ const ZH: Text = Text {
     bad_room_fix: "请确认链接复制完整,或创建一个新房间。",
     outdated: "此页面版本过旧。",
     outdated_fix: "请刷新页面,然后点击“重新加入”。",
+    relay_busy: "通话服务器目前对你所在的网络繁忙。",
+    relay_busy_fix: "请稍等一分钟,然后点击“重新加入”。",
+    peer_unreachable: "无法连接到对方。",
+    peer_unreachable_fix: "你或对方的网络阻止了通话。请尝试在 Wi-Fi 和移动数据之间切换,然后离开并重新加入。",
     unexpected: "出了点问题。",
     unexpected_fix: "请刷新页面后重试。",
     not_found: "这个地址什么也没有。",

@@ -38,24 +38,17 @@ pub async fn open_microphone() -> Result<MediaStream, CallError> {
     check_support()?;
     let navigator = web_sys::window().ok_or(CallError::NoWebRtc)?.navigator();
     let devices = navigator.media_devices().map_err(|_| CallError::Insecure)?;
-    let constraints: MediaStreamConstraints = js_sys::JSON::parse(VOICE)
-        .map_err(|e| CallError::unexpected(&e))?
-        .unchecked_into();
-    let request = devices
-        .get_user_media_with_constraints(&constraints)
-        .map_err(|e| CallError::from_media(&e))?;
-    let stream = JsFuture::from(request)
-        .await
-        .map_err(|e| CallError::from_media(&e))?;
+    let constraints: MediaStreamConstraints =
+        js_sys::JSON::parse(VOICE).map_err(|e| CallError::unexpected(&e))?.unchecked_into();
+    let request = devices.get_user_media_with_constraints(&constraints).map_err(|e| CallError::from_media(&e))?;
+    let stream = JsFuture::from(request).await.map_err(|e| CallError::from_media(&e))?;
     Ok(stream.unchecked_into())
 }
 
 /// Turns every track of `stream` on or off; a disabled audio track sends silence.
 pub fn set_enabled(stream: &MediaStream, enabled: bool) {
     for track in stream.get_tracks() {
-        track
-            .unchecked_into::<web_sys::MediaStreamTrack>()
-            .set_enabled(enabled);
+        track.unchecked_into::<web_sys::MediaStreamTrack>().set_enabled(enabled);
     }
 }
 

@@ -5,19 +5,20 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use gloo_events::EventListener;
+use gloo_timers::callback::Timeout;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::call::Link;
-use shared::level::AudioCounters;
+use shared::call::{CONNECT_TIMEOUT, Link};
 use shared::negotiation::{self, OfferAction, Role};
-use shared::protocol::{IceServer, Signal};
+use shared::protocol::{IceServer, IceTransportPolicy, Signal};
 use shared::room::PeerId;
+use shared::stats::{CandidateType, Sample};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcIceServer,
-    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcSdpType, RtcSessionDescriptionInit,
-    RtcSignalingState, RtcTrackEvent,
+    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcIceServer, RtcIceTransportPolicy,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcSdpType, RtcSessionDescriptionInit, RtcSignalingState,
+    RtcTrackEvent,
 };
 
 use crate::browser;
@@ -31,8 +32,8 @@ pub struct PeerView {
     pub id: PeerId,
     /// The state of the media link.
     pub link: RwSignal<Link>,
-    /// The latest statistics counters.
-    pub audio: RwSignal<AudioCounters>,
+    /// The latest statistics reading.
+    pub stats: RwSignal<Sample>,
     /// The RMS level heard from this peer over the last second.
     pub level: RwSignal<f64>,
     /// What this peer sends us, once its first track arrives.
@@ -45,7 +46,7 @@ impl PeerView {
         Self {
             id,
             link: RwSignal::new(Link::Connecting),
-            audio: RwSignal::new(AudioCounters::default()),
+            stats: RwSignal::new(Sample::default()),
             level: RwSignal::new(0.0),
             stream: RwSignal::new_local(None),
         }
@@ -56,6 +57,8 @@ impl PeerView {
 pub struct Peer {
     inner: Rc<Inner>,
     _listeners: [EventListener; 4],
+    /// Gives the link up if it is still connecting after [`CONNECT_TIMEOUT`].
+    _give_up: Timeout,
 }
 
 struct Inner {
@@ -77,12 +80,12 @@ impl Peer {
     pub fn new(
         view: PeerView,
         role: Role,
-        ice_servers: &[IceServer],
+        ice: &Ice,
         microphone: MediaStream,
         send: impl Fn(Signal) + 'static,
     ) -> Result<Self, CallError> {
-        let pc = RtcPeerConnection::new_with_configuration(&configuration(ice_servers))
-            .map_err(|e| CallError::unexpected(&e))?;
+        let pc =
+            RtcPeerConnection::new_with_configuration(&ice.configuration()).map_err(|e| CallError::unexpected(&e))?;
         let inner = Rc::new(Inner {
             pc,
             role,
@@ -93,14 +96,9 @@ impl Peer {
             send: Box::new(send),
         });
         let listeners = [
-            Inner::listen(&inner, "negotiationneeded", |inner, _| {
-                spawn_local(inner.clone().offer())
-            }),
+            Inner::listen(&inner, "negotiationneeded", |inner, _| spawn_local(inner.clone().offer())),
             Inner::listen(&inner, "icecandidate", |inner, event| {
-                if let Some(candidate) = event
-                    .dyn_ref::<RtcPeerConnectionIceEvent>()
-                    .and_then(|e| e.candidate())
-                {
+                if let Some(candidate) = event.dyn_ref::<RtcPeerConnectionIceEvent>().and_then(|e| e.candidate()) {
                     // An empty candidate marks the end of gathering; the protocol does not carry it.
                     if !candidate.candidate().is_empty() {
                         (inner.send)(Signal::Candidate {
@@ -128,19 +126,18 @@ impl Peer {
                 view.stream.set(Some(stream));
             }),
             Inner::listen(&inner, "connectionstatechange", move |inner, _| {
-                view.link.set(Link::from_connection_state(&browser::string(
-                    &inner.pc,
-                    "connectionState",
-                )));
+                view.link.set(Link::from_connection_state(&browser::string(&inner.pc, "connectionState")));
             }),
         ];
         if role.offers_first {
             inner.start_sending();
         }
-        Ok(Self {
-            inner,
-            _listeners: listeners,
-        })
+        let give_up = Timeout::new(CONNECT_TIMEOUT.as_millis() as u32, move || {
+            if view.link.get_untracked() == Link::Connecting {
+                view.link.set(Link::Failed);
+            }
+        });
+        Ok(Self { inner, _listeners: listeners, _give_up: give_up })
     }
 
     /// Acts on a signal from this peer.
@@ -148,40 +145,33 @@ impl Peer {
         spawn_local(Inner::on_signal(self.inner.clone(), signal));
     }
 
-    /// Reads the audio counters of this connection from `getStats()`. The future owns what
-    /// it needs, so no borrow of the call is held while the browser gathers statistics.
-    pub fn audio_counters(
-        &self,
-    ) -> impl Future<Output = Result<AudioCounters, CallError>> + 'static {
-        let stats = self.inner.pc.get_stats();
+    /// Reads this connection's statistics. The future owns what it needs, so no borrow of
+    /// the call is held while the browser gathers them.
+    pub fn stats(&self) -> impl Future<Output = Result<Sample, CallError>> + 'static {
+        let request = self.inner.pc.get_stats();
         async move {
-            let report = JsFuture::from(stats)
-                .await
-                .map_err(|e| CallError::unexpected(&e))?;
-            let mut counters = AudioCounters::default();
-            // RTCStatsReport is a maplike of stats dictionaries; its forEach is Map's.
-            report
-                .unchecked_into::<js_sys::Map>()
-                .for_each(&mut |stat, _| {
-                    if browser::string(&stat, "kind") != "audio" {
-                        return;
-                    }
-                    match browser::string(&stat, "type").as_str() {
-                        "inbound-rtp" => {
-                            counters.bytes_received +=
-                                browser::number(&stat, "bytesReceived") as u64;
-                            counters.total_audio_energy +=
-                                browser::number(&stat, "totalAudioEnergy");
-                            counters.total_samples_duration +=
-                                browser::number(&stat, "totalSamplesDuration");
-                        }
-                        "outbound-rtp" => {
-                            counters.bytes_sent += browser::number(&stat, "bytesSent") as u64
-                        }
-                        _ => {}
-                    }
-                });
-            Ok(counters)
+            let report: js_sys::Map =
+                JsFuture::from(request).await.map_err(|e| CallError::unexpected(&e))?.unchecked_into();
+            let mut sample = Sample::default();
+            let mut selected_pair = None;
+            // RTCStatsReport is a maplike of stats dictionaries keyed by id; its forEach and
+            // get are Map's.
+            report.for_each(&mut |stat, _| match browser::string(&stat, "type").as_str() {
+                "inbound-rtp" if browser::string(&stat, "kind") == "audio" => {
+                    sample.bytes_received += browser::number(&stat, "bytesReceived") as u64;
+                    sample.total_audio_energy += browser::number(&stat, "totalAudioEnergy");
+                    sample.total_samples_duration += browser::number(&stat, "totalSamplesDuration");
+                }
+                "outbound-rtp" if browser::string(&stat, "kind") == "audio" => {
+                    sample.bytes_sent += browser::number(&stat, "bytesSent") as u64
+                }
+                "transport" => selected_pair = Some(browser::string(&stat, "selectedCandidatePairId")),
+                _ => {}
+            });
+            let pair = report.get(&selected_pair.unwrap_or_default().into());
+            let local = report.get(&browser::string(&pair, "localCandidateId").into());
+            sample.path = CandidateType::parse(&browser::string(&local, "candidateType"));
+            Ok(sample)
         }
     }
 }
@@ -207,10 +197,7 @@ impl Inner {
             return;
         }
         for track in self.microphone.get_tracks() {
-            self.pc.add_track_0(
-                &track.unchecked_into::<MediaStreamTrack>(),
-                &self.microphone,
-            );
+            self.pc.add_track_0(&track.unchecked_into::<MediaStreamTrack>(), &self.microphone);
         }
     }
 
@@ -243,27 +230,14 @@ impl Inner {
         let result = match signal {
             Signal::Offer { sdp } => self.on_description(RtcSdpType::Offer, &sdp).await,
             Signal::Answer { sdp } => self.on_description(RtcSdpType::Answer, &sdp).await,
-            Signal::Candidate {
-                candidate,
-                sdp_mid,
-                sdp_m_line_index,
-            } => {
+            Signal::Candidate { candidate, sdp_mid, sdp_m_line_index } => {
                 let init = RtcIceCandidateInit::new(&candidate);
                 init.set_sdp_mid(sdp_mid.as_deref());
                 init.set_sdp_m_line_index(sdp_m_line_index);
-                let added = JsFuture::from(
-                    self.pc
-                        .add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
-                )
-                .await;
+                let added =
+                    JsFuture::from(self.pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await;
                 // Candidates of an offer we ignored cannot be added; that is expected.
-                added.map(drop).or_else(|e| {
-                    if self.ignore_offer.get() {
-                        Ok(())
-                    } else {
-                        Err(e)
-                    }
-                })
+                added.map(drop).or_else(|e| if self.ignore_offer.get() { Ok(()) } else { Err(e) })
             }
         };
         if let Err(error) = result {
@@ -274,9 +248,8 @@ impl Inner {
     async fn on_description(&self, kind: RtcSdpType, sdp: &str) -> Result<(), JsValue> {
         let is_offer = kind == RtcSdpType::Offer;
         let stable = self.pc.signaling_state() == RtcSignalingState::Stable;
-        let ignore = is_offer
-            && negotiation::on_offer(self.role, self.making_offer.get(), stable)
-                == OfferAction::Ignore;
+        let ignore =
+            is_offer && negotiation::on_offer(self.role, self.making_offer.get(), stable) == OfferAction::Ignore;
         self.ignore_offer.set(ignore);
         if ignore {
             return Ok(());
@@ -294,21 +267,36 @@ impl Inner {
     }
 }
 
-fn configuration(ice_servers: &[IceServer]) -> RtcConfiguration {
-    let servers = js_sys::Array::new();
-    for server in ice_servers {
-        let entry = RtcIceServer::new();
-        let urls: js_sys::Array = server.urls.iter().map(|u| JsValue::from_str(u)).collect();
-        entry.set_urls(&urls);
-        if let Some(username) = &server.username {
-            entry.set_username(username);
+/// What the relay said about ICE: the servers and whether only TURN may be used.
+#[derive(Clone, Debug, Default)]
+pub struct Ice {
+    /// STUN and TURN servers.
+    pub servers: Vec<IceServer>,
+    /// `all`, or `relay` for TURN only.
+    pub policy: IceTransportPolicy,
+}
+
+impl Ice {
+    fn configuration(&self) -> RtcConfiguration {
+        let servers = js_sys::Array::new();
+        for server in &self.servers {
+            let entry = RtcIceServer::new();
+            let urls: js_sys::Array = server.urls.iter().map(|u| JsValue::from_str(u)).collect();
+            entry.set_urls(&urls);
+            if let Some(username) = &server.username {
+                entry.set_username(username);
+            }
+            if let Some(credential) = &server.credential {
+                entry.set_credential(credential);
+            }
+            servers.push(&entry);
         }
-        if let Some(credential) = &server.credential {
-            entry.set_credential(credential);
-        }
-        servers.push(&entry);
+        let configuration = RtcConfiguration::new();
+        configuration.set_ice_servers(&servers);
+        configuration.set_ice_transport_policy(match self.policy {
+            IceTransportPolicy::All => RtcIceTransportPolicy::All,
+            IceTransportPolicy::Relay => RtcIceTransportPolicy::Relay,
+        });
+        configuration
     }
-    let configuration = RtcConfiguration::new();
-    configuration.set_ice_servers(&servers);
-    configuration
 }

@@ -4,6 +4,10 @@ use std::rc::Rc;
 
 use gloo_events::EventListener;
 use shared::protocol::{ClientMessage, ServerMessage};
+
+/// The close code that asks the relay to keep our seat for a resume (the relay's
+/// `CLOSE_RESUMING`).
+const CLOSE_RESUMING: u16 = 4000;
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
@@ -31,15 +35,14 @@ impl Socket {
     pub fn open(on_event: impl Fn(SocketEvent) + 'static) -> Result<Self, CallError> {
         let ws = WebSocket::new(&relay_url()?).map_err(|_| CallError::RelayUnreachable)?;
         let on_event = Rc::new(on_event);
-        let listen = |name: &'static str,
-                      handler: Rc<dyn Fn(SocketEvent)>,
-                      read: fn(&web_sys::Event) -> Option<SocketEvent>| {
-            EventListener::new(&ws, name, move |event| {
-                if let Some(event) = read(event) {
-                    handler(event);
-                }
-            })
-        };
+        let listen =
+            |name: &'static str, handler: Rc<dyn Fn(SocketEvent)>, read: fn(&web_sys::Event) -> Option<SocketEvent>| {
+                EventListener::new(&ws, name, move |event| {
+                    if let Some(event) = read(event) {
+                        handler(event);
+                    }
+                })
+            };
         let listeners = [
             listen("open", on_event.clone(), |_| Some(SocketEvent::Open)),
             listen("message", on_event.clone(), read_message),
@@ -49,10 +52,12 @@ impl Socket {
                 Some(SocketEvent::Closed)
             }),
         ];
-        Ok(Self {
-            ws,
-            _listeners: listeners,
-        })
+        Ok(Self { ws, _listeners: listeners })
+    }
+
+    /// Closes the socket telling the relay to keep our seat: we will resume.
+    pub fn close_resuming(&self) {
+        let _ = self.ws.close_with_code(CLOSE_RESUMING);
     }
 
     /// Sends a message; a socket that is not open drops it (the close event follows).
@@ -83,9 +88,7 @@ fn read_message(event: &web_sys::Event) -> Option<SocketEvent> {
 /// `ws(s)://<this page's host>/ws`: the relay serves the page and the socket on one origin
 /// (and `trunk serve` proxies `/ws` to it during development).
 fn relay_url() -> Result<String, CallError> {
-    let location = web_sys::window()
-        .ok_or(CallError::RelayUnreachable)?
-        .location();
+    let location = web_sys::window().ok_or(CallError::RelayUnreachable)?.location();
     let secure = location.protocol().is_ok_and(|p| p == "https:");
     let host = location.host().map_err(|e| CallError::unexpected(&e))?;
     Ok(format!("{}://{host}/ws", if secure { "wss" } else { "ws" }))

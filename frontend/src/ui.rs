@@ -7,8 +7,8 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::hooks::{use_navigate, use_params_map};
 use leptos_router::path;
 use shared::call::{CallState, Session};
-use shared::level::SPEAKING;
 use shared::room::RoomId;
+use shared::stats::SPEAKING;
 use wasm_bindgen_futures::JsFuture;
 
 use crate::browser;
@@ -74,11 +74,7 @@ fn Home() -> impl IntoView {
 /// A fresh room id from the browser's cryptographic random source.
 fn new_room_id() -> Option<RoomId> {
     let mut bytes = [0u8; RoomId::LEN];
-    window()
-        .crypto()
-        .ok()?
-        .get_random_values_with_u8_array(&mut bytes)
-        .ok()?;
+    window().crypto().ok()?.get_random_values_with_u8_array(&mut bytes).ok()?;
     Some(RoomId::from_random(bytes))
 }
 
@@ -97,19 +93,13 @@ fn RoomPage() -> impl IntoView {
     let params = use_params_map();
     move || match RoomId::parse(&params.read().get("room").unwrap_or_default()) {
         Ok(room) => view! { <Room room /> }.into_any(),
-        Err(_) => {
-            view! { <main class="room"><Problem error=CallError::BadRoom /><NewRoomLink /></main> }
-                .into_any()
-        }
+        Err(_) => view! { <main class="room"><Problem error=CallError::BadRoom /><NewRoomLink /></main> }.into_any(),
     }
 }
 
 #[component]
 fn Room(room: RoomId) -> impl IntoView {
-    let share_url = format!(
-        "{}/r/{room}",
-        window().location().origin().unwrap_or_default()
-    );
+    let share_url = format!("{}/r/{room}", window().location().origin().unwrap_or_default());
     let call = StoredValue::new_local(Call::new(room));
     on_cleanup(move || call.try_with_value(Call::dispose).unwrap_or_default());
     let view = call.with_value(Call::view);
@@ -122,7 +112,10 @@ fn Room(room: RoomId) -> impl IntoView {
                 <Show when=move || view.peer_left.get() && state.get() == CallState::Waiting>
                     <p class="notice" data-testid="peer-left">{move || text().peer_left}</p>
                 </Show>
-                {move || view.error.get().map(|error| view! { <Problem error /> })}
+                {move || {
+                    let unreachable = state.get() == CallState::Failed && view.session.get() == Session::Joined;
+                    view.error.get().or(unreachable.then_some(CallError::PeerUnreachable)).map(|error| view! { <Problem error /> })
+                }}
             </section>
             <ul class="peers" aria-label="participants">
                 <For each=move || view.peers.get() key=|peer| peer.id let:peer>
@@ -271,8 +264,9 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
             data-testid="peer"
             data-peer-id=peer.id.0
             data-link=move || format!("{:?}", peer.link.get()).to_lowercase()
-            data-bytes-received=move || peer.audio.get().bytes_received
-            data-bytes-sent=move || peer.audio.get().bytes_sent
+            data-bytes-received=move || peer.stats.get().bytes_received
+            data-bytes-sent=move || peer.stats.get().bytes_sent
+            data-path=move || peer.stats.get().path.map(|p| p.as_str()).unwrap_or_default()
             data-audio-level=move || format!("{:.3}", level.get())
         >
             <span class="avatar" aria-hidden="true">{peer.id.0}</span>

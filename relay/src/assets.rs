@@ -16,14 +16,9 @@ pub fn cache_control(path: &str) -> &'static str {
     let name = path.rsplit('/').next().unwrap_or_default();
     let stem = name.split('.').next().unwrap_or_default();
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
-    let hashed = stem
-        .rsplit_once('-')
-        .is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
-    if hashed {
-        "public, max-age=31536000, immutable"
-    } else {
-        "no-cache"
-    }
+    let hashed =
+        stem.rsplit_once('-').is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    if hashed { "public, max-age=31536000, immutable" } else { "no-cache" }
 }
 
 /// `dist/`, with `.gz` twins served to browsers that accept gzip, and `index.html` for
@@ -37,9 +32,7 @@ pub fn service(dir: &Path) -> ServeDir<ServeFile> {
 pub async fn set_cache_control(request: Request, next: Next) -> Response {
     let policy = cache_control(request.uri().path());
     let mut response = next.run(request).await;
-    response
-        .headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static(policy));
+    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(policy));
     response
 }
 
@@ -49,24 +42,14 @@ mod tests {
 
     #[test]
     fn only_content_hashed_files_are_immutable() {
-        for path in [
-            "/frontend-caf88a76575c5582.js",
-            "/frontend-caf88a76575c5582_bg.wasm",
-            "/main-9ab5bea917425b74.css",
-        ] {
-            assert_eq!(
-                cache_control(path),
-                "public, max-age=31536000, immutable",
-                "{path}"
-            );
+        for path in
+            ["/frontend-caf88a76575c5582.js", "/frontend-caf88a76575c5582_bg.wasm", "/main-9ab5bea917425b74.css"]
+        {
+            assert_eq!(cache_control(path), "public, max-age=31536000, immutable", "{path}");
         }
-        for path in [
-            "/",
-            "/index.html",
-            "/r/abcdefghijklmnopqrstuvwxyz",
-            "/main-9ab5bea9174.css",
-            "/x-zzzzzzzzzzzzzzzz.js",
-        ] {
+        for path in
+            ["/", "/index.html", "/r/abcdefghijklmnopqrstuvwxyz", "/main-9ab5bea9174.css", "/x-zzzzzzzzzzzzzzzz.js"]
+        {
             assert_eq!(cache_control(path), "no-cache", "{path}");
         }
     }

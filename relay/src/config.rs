@@ -2,19 +2,16 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::Parser;
 use clap::builder::TypedValueParser as _;
-use shared::protocol::IceServer;
+use clap::{Parser, ValueEnum};
+use shared::protocol::IceTransportPolicy;
 use shared::room::DEFAULT_CAPACITY;
 
 /// How the relay runs. Every flag has an environment variable, for containers and units.
 #[derive(Parser, Clone, Debug)]
-#[command(
-    name = "relay",
-    version,
-    about = "Signaling relay for link-based voice calls"
-)]
+#[command(name = "relay", version, about = "Signaling relay for link-based voice calls")]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "RELAY_BIND", default_value = "127.0.0.1")]
@@ -29,27 +26,90 @@ pub struct Config {
     #[arg(long, env = "RELAY_STATIC_DIR", default_value = "dist")]
     pub static_dir: PathBuf,
 
-    /// STUN or TURN URLs handed to every client, comma-separated in the environment
-    /// (e.g. `stun:stun.example.org:3478`).
+    /// STUN or TURN URLs handed to every client as they are (comma-separated in the
+    /// environment), e.g. `stun:stun.example.org:3478`.
     #[arg(long = "ice-server", env = "RELAY_ICE_SERVERS", value_delimiter = ',')]
     pub ice_servers: Vec<String>,
+
+    /// TURN URLs that get short-lived credentials from `--turn-secret` (comma-separated in
+    /// the environment), e.g. `turn:turn.example.org:3478?transport=udp`.
+    #[arg(long = "turn-url", env = "RELAY_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+
+    /// The secret shared with coturn (`static-auth-secret` with `use-auth-secret`).
+    #[arg(long, env = "RELAY_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<String>,
+
+    /// How long TURN credentials stay valid.
+    #[arg(long, env = "RELAY_TURN_TTL", default_value = "6h", value_parser = humantime::parse_duration)]
+    pub turn_ttl: Duration,
+
+    /// `all`, or `relay` to make browsers use TURN only (hides each side's IP address from
+    /// the other, at the cost of relaying every call).
+    #[arg(long, env = "RELAY_ICE_TRANSPORT_POLICY", default_value = "all", value_parser = policy())]
+    pub ice_transport_policy: IceTransportPolicy,
 
     /// Most people in one room.
     #[arg(long, env = "RELAY_ROOM_CAPACITY", default_value_t = DEFAULT_CAPACITY,
           value_parser = clap::value_parser!(u16).range(2..=64).map(usize::from))]
     pub room_capacity: usize,
+
+    /// Largest WebSocket message, in bytes; larger ones close the socket with 1009.
+    #[arg(long, env = "RELAY_MAX_MESSAGE_BYTES", default_value_t = shared::protocol::MAX_FRAME_BYTES,
+          value_parser = clap::value_parser!(u32).range(1024..=1 << 20).map(|n| n as usize))]
+    pub max_message_bytes: usize,
+
+    /// Messages a socket may send per second, sustained.
+    #[arg(long, env = "RELAY_MESSAGES_PER_SECOND", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub messages_per_second: u32,
+
+    /// Messages a socket may send in one burst (an offer and its ICE candidates).
+    #[arg(long, env = "RELAY_MESSAGE_BURST", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub message_burst: u32,
+
+    /// Open sockets allowed from one IP address (carrier NAT puts many phones behind one).
+    #[arg(long, env = "RELAY_SOCKETS_PER_IP", default_value_t = 64)]
+    pub sockets_per_ip: usize,
+
+    /// Open rooms created from one IP address.
+    #[arg(long, env = "RELAY_ROOMS_PER_IP", default_value_t = 32)]
+    pub rooms_per_ip: usize,
+
+    /// How often the relay pings each socket; below the 60 s idle timeout of common proxies.
+    #[arg(long, env = "RELAY_PING_INTERVAL", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub ping_interval: Duration,
+
+    /// A socket silent this long (no pong, no message) is evicted and its room told.
+    #[arg(long, env = "RELAY_IDLE_TIMEOUT", default_value = "40s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// How long a peer whose socket dropped keeps its place, waiting to resume.
+    #[arg(long, env = "RELAY_RESUME_GRACE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub resume_grace: Duration,
+
+    /// Page origins allowed to open the signaling socket (comma-separated in the
+    /// environment), e.g. `https://call.example.org`. Empty allows any.
+    #[arg(long = "allowed-origin", env = "RELAY_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Log format: `text` for people, `json` for log pipelines.
+    #[arg(long, env = "RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
-impl Config {
-    /// The ICE servers as a client receives them.
-    pub fn ice_servers(&self) -> Vec<IceServer> {
-        self.ice_servers
-            .iter()
-            .map(|url| IceServer {
-                urls: vec![url.clone()],
-                username: None,
-                credential: None,
-            })
-            .collect()
-    }
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+fn policy() -> impl clap::builder::TypedValueParser<Value = IceTransportPolicy> {
+    clap::builder::PossibleValuesParser::new(["all", "relay"]).map(|value| match value.as_str() {
+        "relay" => IceTransportPolicy::Relay,
+        _ => IceTransportPolicy::All,
+    })
 }

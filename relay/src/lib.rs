@@ -3,6 +3,7 @@
 //!
 //! - `GET /ws`: the signaling WebSocket ([`shared::protocol`]).
 //! - `GET /healthz`: `ok` while the relay serves.
+//! - `GET /metrics`: counts in Prometheus format (never ids).
 //! - everything else: the built frontend, with `index.html` for unknown paths so that a
 //!   room link (`/r/<id>`) opens the app.
 //!
@@ -11,26 +12,37 @@
 
 mod assets;
 mod config;
+mod limits;
+mod metrics;
 mod rooms;
 mod socket;
+mod turn;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::{State as Extract, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::{ConnectInfo, State as Extract, WebSocketUpgrade};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use shared::protocol::MAX_FRAME_BYTES;
+use shared::protocol::IceServer;
+use shared::room::PeerId;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
-pub use config::Config;
+pub use config::{Config, LogFormat};
+pub use socket::{CLOSE_REPLACED, CLOSE_RESUMING};
 
 /// Signaling frames are small: a read buffer of a few KiB instead of tungstenite's 128 KiB
-/// keeps an idle socket cheap. Larger frames (up to [`MAX_FRAME_BYTES`]) still arrive.
+/// keeps an idle socket cheap. Larger messages (up to the configured limit) still arrive.
 const READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// How long open sockets get to close after shutdown starts before the relay returns.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 /// What can stop the relay.
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +57,27 @@ pub enum Error {
 struct State {
     config: Config,
     rooms: rooms::Rooms,
+    connections: Arc<limits::Connections>,
+    turn: Option<turn::Turn>,
     /// Becomes `true` once when the relay shuts down; every socket task watches it.
     shutdown: watch::Receiver<bool>,
 }
 
+impl State {
+    /// The ICE servers for `peer`: the configured ones, plus TURN with fresh credentials.
+    fn ice_servers(&self, peer: PeerId) -> Vec<IceServer> {
+        let fixed = self.config.ice_servers.iter().map(|url| IceServer {
+            urls: vec![url.clone()],
+            username: None,
+            credential: None,
+        });
+        let turn = self.turn.iter().map(|turn| turn.ice_server(peer, SystemTime::now()));
+        fixed.chain(turn).collect()
+    }
+}
+
 /// Serves on `listener` until `shutdown` completes, then closes every WebSocket with code
-/// 1012 ("service restart": clients should come back) and returns.
+/// 1012 ("service restart": clients should come back) and returns within a few seconds.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -60,11 +87,24 @@ pub async fn run(
     if !index.is_file() {
         tracing::warn!(path = %index.display(), "no built frontend: build it with `trunk build --release`");
     }
+    let turn = match (&config.turn_secret, config.turn_urls.is_empty()) {
+        (Some(secret), false) => {
+            Some(turn::Turn { urls: config.turn_urls.clone(), secret: secret.clone(), ttl: config.turn_ttl })
+        }
+        (None, false) => {
+            tracing::warn!("--turn-url without --turn-secret: TURN servers are not handed out");
+            None
+        }
+        _ => None,
+    };
+    let metrics = metrics::handle();
     let (stop, stopped) = watch::channel(false);
     let state = Arc::new(State {
-        rooms: rooms::Rooms::new(config.room_capacity),
+        rooms: rooms::Rooms::new(config.room_capacity, config.rooms_per_ip),
+        connections: limits::Connections::new(config.sockets_per_ip),
+        turn,
         config,
-        shutdown: stopped,
+        shutdown: stopped.clone(),
     });
     let assets = Router::new()
         .fallback_service(assets::service(&state.config.static_dir))
@@ -72,27 +112,51 @@ pub async fn run(
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(move || std::future::ready(metrics.render())))
         .merge(assets)
         .layer(TraceLayer::new_for_http())
         .with_state(state);
     tracing::info!(address = %listener.local_addr()?, "relay listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
+        async move {
             shutdown.await;
             tracing::info!("shutting down");
             // axum's graceful shutdown waits for open connections but does not end
             // WebSockets: tell their tasks to close them.
             let _ = stop.send(true);
-        })
-        .await?;
+        },
+    );
+    let deadline = async move {
+        let mut stopped = stopped;
+        let _ = stopped.wait_for(|stop| *stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = server => served?,
+        () = deadline => tracing::warn!("connections still open after shutdown grace; leaving anyway"),
+    }
     Ok(())
 }
 
-async fn upgrade(upgrade: WebSocketUpgrade, Extract(state): Extract<Arc<State>>) -> Response {
-    let shutdown = state.shutdown.clone();
+async fn upgrade(
+    upgrade: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Extract(state): Extract<Arc<State>>,
+) -> Response {
+    let allowed = &state.config.allowed_origins;
+    if !allowed.is_empty() {
+        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
+        if !origin.is_some_and(|origin| allowed.iter().any(|a| a == origin)) {
+            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+        }
+    }
+    let ip = peer.ip();
+    let admitted = state.connections.admit(ip);
+    let max = state.config.max_message_bytes;
     upgrade
         .read_buffer_size(READ_BUFFER_BYTES)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| socket::serve(socket, state, shutdown))
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| socket::serve(socket, state, ip, admitted))
 }

@@ -1,16 +1,19 @@
 //! The relay binary: read the configuration, set up logging, serve until ctrl-c or SIGTERM.
 
 use clap::Parser;
-use relay::Config;
+use relay::{Config, LogFormat};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let listener = TcpListener::bind((config.bind, config.port)).await?;
     relay::run(listener, config, shutdown_signal()).await?;
     Ok(())

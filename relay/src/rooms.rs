@@ -1,28 +1,86 @@
-//! Every room in memory, and the three things that change them: join, leave, forward.
+//! Every room in memory, and what changes them: join, resume, leave, park, expire, forward.
+//!
+//! A member of a room is *live* while a socket serves it, and *parked* for a grace period
+//! after its socket drops: messages for it wait in a bounded backlog, and a socket that
+//! presents its resume token takes the seat back with the same id, the others none the
+//! wiser. Each attachment of a socket to a seat has a generation number, so a grace timer
+//! or an old socket can only act on the attachment it knew.
 //!
 //! The lock is a std `Mutex` held only for map operations and `try_send`s, never across an
-//! `.await`: a peer's socket task owns all I/O, and other peers reach it through its
-//! bounded queue.
+//! `.await`: a peer's socket task owns all I/O, and others reach it through its outbox.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use shared::protocol::{ServerMessage, Signal};
 use shared::room::{PeerId, RoomFull, RoomId, Roster};
 use tokio::sync::mpsc;
 
-/// How a socket task receives what other peers send it.
+use crate::metrics;
+
+/// How a socket task receives what the room sends its peer.
 pub type Outbox = mpsc::Sender<ServerMessage>;
 
-/// How many messages may wait for one slow socket. A full queue drops the message: that
-/// peer is not reading, and the rest of the room must not wait for it.
+/// How many messages may wait for one peer, live or parked. Beyond that the peer is not
+/// keeping up, and messages for it are dropped rather than held for ever.
 pub const OUTBOX_CAPACITY: usize = 64;
 
 /// All rooms, by id. A room exists while someone is in it.
 #[derive(Debug)]
 pub struct Rooms {
     capacity: usize,
-    rooms: Mutex<HashMap<RoomId, Roster<Outbox>>>,
+    rooms_per_ip: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    rooms: HashMap<RoomId, Room>,
+    /// Open rooms by the address that created them.
+    created_by: HashMap<IpAddr, usize>,
+    next_generation: u64,
+}
+
+#[derive(Debug)]
+struct Room {
+    creator: IpAddr,
+    roster: Roster<Member>,
+}
+
+#[derive(Debug)]
+struct Member {
+    token: String,
+    generation: u64,
+    attachment: Attachment,
+}
+
+#[derive(Debug)]
+enum Attachment {
+    Live(Outbox),
+    Parked(Vec<ServerMessage>),
+}
+
+/// A place in a room, as the socket that holds it knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seat {
+    /// The peer's id.
+    pub id: PeerId,
+    /// The others in the room.
+    pub peers: Vec<PeerId>,
+    /// What the peer presents to resume.
+    pub token: String,
+    /// This attachment's generation.
+    pub generation: u64,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinError {
+    /// The room is at capacity.
+    Full(RoomFull),
+    /// This address already has as many open rooms as it may.
+    TooManyRooms,
 }
 
 /// A signal was addressed to someone who is not another member of the sender's room.
@@ -30,75 +88,163 @@ pub struct Rooms {
 pub struct UnknownPeer;
 
 impl Rooms {
-    /// No rooms yet; each will hold at most `capacity` people.
-    pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            rooms: Mutex::new(HashMap::new()),
-        }
+    /// No rooms yet; each will hold at most `capacity` people, and one address may have at
+    /// most `rooms_per_ip` rooms open.
+    pub fn new(capacity: usize, rooms_per_ip: usize) -> Self {
+        Self { capacity, rooms_per_ip, inner: Mutex::default() }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<RoomId, Roster<Outbox>>> {
-        // A panic while holding the lock cannot leave a map half-updated (each operation is
-        // a single insert or remove), so a poisoned lock is still sound to use.
-        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // Every operation leaves the maps consistent before anything that could panic, so a
+        // poisoned lock is still sound to use.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Puts a peer in `room`, tells the others, and returns its id and who was there.
-    pub fn join(&self, room: &RoomId, outbox: Outbox) -> Result<(PeerId, Vec<PeerId>), RoomFull> {
-        let mut rooms = self.lock();
-        let roster = rooms
-            .entry(room.clone())
-            .or_insert_with(|| Roster::new(self.capacity));
-        let id = roster.join(outbox)?;
-        let mut present = Vec::with_capacity(roster.len() - 1);
-        for (peer, outbox) in roster.others(id) {
-            present.push(peer);
-            deliver(outbox, ServerMessage::PeerJoined { peer: id });
-        }
-        Ok((id, present))
-    }
-
-    /// Takes `peer` out of `room` and tells the others; forgets the room when it empties.
-    pub fn leave(&self, room: &RoomId, peer: PeerId) {
-        let mut rooms = self.lock();
-        let Some(roster) = rooms.get_mut(room) else {
-            return;
+    /// Puts a newcomer from `ip` in `room` and tells the others.
+    pub fn join(&self, room: &RoomId, ip: IpAddr, outbox: Outbox) -> Result<Seat, JoinError> {
+        let mut inner = self.lock();
+        let Inner { rooms, created_by, next_generation } = &mut *inner;
+        let entry = match rooms.get_mut(room) {
+            Some(entry) => entry,
+            None => {
+                let count = created_by.entry(ip).or_default();
+                if *count >= self.rooms_per_ip {
+                    return Err(JoinError::TooManyRooms);
+                }
+                *count += 1;
+                rooms.entry(room.clone()).or_insert(Room { creator: ip, roster: Roster::new(self.capacity) })
+            }
         };
-        if roster.leave(peer).is_none() {
+        *next_generation += 1;
+        let generation = *next_generation;
+        let token = format!("{:032x}", rand::random::<u128>());
+        let member = Member { token: token.clone(), generation, attachment: Attachment::Live(outbox) };
+        let joined = entry.roster.join(member);
+        let id = match joined {
+            Ok(id) => id,
+            Err(full) => {
+                if entry.roster.is_empty() {
+                    // Only possible with a capacity of zero; keep the books straight anyway.
+                    forget(rooms, created_by, room);
+                }
+                return Err(JoinError::Full(full));
+            }
+        };
+        let mut peers = Vec::with_capacity(entry.roster.len() - 1);
+        for (peer, member) in entry.roster.others_mut(id) {
+            peers.push(peer);
+            member.deliver(ServerMessage::PeerJoined { peer: id });
+        }
+        census(rooms);
+        Ok(Seat { id, peers, token, generation })
+    }
+
+    /// Gives the seat holding `token` in `room` to a new socket. Messages that waited while
+    /// the seat was parked go out first; a socket still attached is cut off (its outbox
+    /// closes). `None` when no seat has that token.
+    pub fn resume(&self, room: &RoomId, token: &str, outbox: Outbox) -> Option<Seat> {
+        let mut inner = self.lock();
+        let Inner { rooms, next_generation, .. } = &mut *inner;
+        let roster = &mut rooms.get_mut(room)?.roster;
+        let id = roster.find(|member| member.token == token)?;
+        let peers = roster.others_mut(id).map(|(peer, _)| peer).collect();
+        let member = roster.get_mut(id)?;
+        *next_generation += 1;
+        member.generation = *next_generation;
+        let previous = std::mem::replace(&mut member.attachment, Attachment::Live(outbox));
+        if let Attachment::Parked(backlog) = previous {
+            for message in backlog {
+                member.deliver(message);
+            }
+        }
+        Some(Seat { id, peers, token: member.token.clone(), generation: member.generation })
+    }
+
+    /// Takes the peer out of the room now, if `generation` is still its attachment, and
+    /// tells the others.
+    pub fn leave(&self, room: &RoomId, id: PeerId, generation: u64) {
+        self.remove_if(room, id, |member| member.generation == generation);
+    }
+
+    /// Marks the peer's socket as gone: the seat waits for a resume. Returns whether it was
+    /// parked (false if another socket holds it now, or it already left).
+    pub fn park(&self, room: &RoomId, id: PeerId, generation: u64) -> bool {
+        let mut inner = self.lock();
+        let member = inner.rooms.get_mut(room).and_then(|r| r.roster.get_mut(id));
+        match member {
+            Some(member) if member.generation == generation && matches!(member.attachment, Attachment::Live(_)) => {
+                member.attachment = Attachment::Parked(Vec::new());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Ends the grace period of a parked seat: if nobody resumed it, the peer leaves.
+    pub fn expire(&self, room: &RoomId, id: PeerId, generation: u64) {
+        self.remove_if(room, id, |member| {
+            member.generation == generation && matches!(member.attachment, Attachment::Parked(_))
+        });
+    }
+
+    fn remove_if(&self, room: &RoomId, id: PeerId, condition: impl FnOnce(&Member) -> bool) {
+        let mut inner = self.lock();
+        let Inner { rooms, created_by, .. } = &mut *inner;
+        let Some(entry) = rooms.get_mut(room) else { return };
+        if !entry.roster.get(id).is_some_and(condition) {
             return;
         }
-        for (_, outbox) in roster.others(peer) {
-            deliver(outbox, ServerMessage::PeerLeft { peer });
+        entry.roster.leave(id);
+        for (_, member) in entry.roster.others_mut(id) {
+            member.deliver(ServerMessage::PeerLeft { peer: id });
         }
-        if roster.is_empty() {
-            rooms.remove(room);
+        if entry.roster.is_empty() {
+            forget(rooms, created_by, room);
         }
+        census(rooms);
     }
 
     /// Delivers `signal` from `from` to `to`, another member of `room`, stamping the sender.
-    pub fn forward(
-        &self,
-        room: &RoomId,
-        from: PeerId,
-        to: PeerId,
-        signal: Signal,
-    ) -> Result<(), UnknownPeer> {
+    pub fn forward(&self, room: &RoomId, from: PeerId, to: PeerId, signal: Signal) -> Result<(), UnknownPeer> {
         if from == to {
             return Err(UnknownPeer);
         }
-        let rooms = self.lock();
-        let outbox = rooms
-            .get(room)
-            .and_then(|roster| roster.get(to))
-            .ok_or(UnknownPeer)?;
-        deliver(outbox, ServerMessage::Signal { from, signal });
+        let mut inner = self.lock();
+        let member = inner.rooms.get_mut(room).and_then(|r| r.roster.get_mut(to)).ok_or(UnknownPeer)?;
+        member.deliver(ServerMessage::Signal { from, signal });
         Ok(())
     }
 }
 
-fn deliver(outbox: &Outbox, message: ServerMessage) {
-    if let Err(error) = outbox.try_send(message) {
-        tracing::warn!(%error, "dropped a message for a peer that is not reading");
+/// Drops an empty room and its creator's count.
+fn forget(rooms: &mut HashMap<RoomId, Room>, created_by: &mut HashMap<IpAddr, usize>, room: &RoomId) {
+    let Some(Room { creator, .. }) = rooms.remove(room) else { return };
+    if let Some(count) = created_by.get_mut(&creator) {
+        *count -= 1;
+        if *count == 0 {
+            created_by.remove(&creator);
+        }
     }
+}
+
+impl Member {
+    fn deliver(&mut self, message: ServerMessage) {
+        let delivered = match &mut self.attachment {
+            Attachment::Live(outbox) => outbox.try_send(message).is_ok(),
+            Attachment::Parked(backlog) if backlog.len() < OUTBOX_CAPACITY => {
+                backlog.push(message);
+                true
+            }
+            Attachment::Parked(_) => false,
+        };
+        if !delivered {
+            metrics::dropped();
+            tracing::warn!("dropped a message for a peer that is not keeping up");
+        }
+    }
+}
+
+/// Publishes how many rooms and members there are.
+fn census(rooms: &HashMap<RoomId, Room>) {
+    metrics::rooms(rooms.len(), rooms.values().map(|room| room.roster.len()).sum());
 }

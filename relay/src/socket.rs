@@ -1,155 +1,307 @@
 //! One signaling WebSocket: read the client's messages, act on them, write what the room
-//! sends it.
+//! sends its peer, and keep the connection honest.
 //!
-//! One task per socket runs a `select!` over three sources: the socket, the peer's outbox
-//! (messages from the room) and the shutdown signal. A single task keeps an idle socket
-//! cheap, and since the task owns the socket, nothing else ever writes to it.
+//! One task per socket runs a `select!` over four sources: the socket, the peer's inbox
+//! (messages from the room), a liveness ticker and the shutdown signal. A single task keeps
+//! an idle socket cheap, and since the task owns the socket, nothing else writes to it.
+//!
+//! How a session ends decides what the room hears:
+//! - `leave`, or a close frame from the client: the peer leaves at once;
+//! - the connection drops silently, or the client closes with [`CLOSE_RESUMING`]: the seat
+//!   is parked for the resume grace period, then the peer leaves;
+//! - silence past the idle timeout, a frame too large, a flood, a reader too slow: the
+//!   relay evicts the socket and the peer leaves at once;
+//! - another socket resumed the seat: this one closes, the room hears nothing.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use shared::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage};
-use shared::room::{PeerId, RoomId};
-use tokio::sync::{mpsc, watch};
+use shared::room::RoomId;
+use tokio::sync::mpsc;
+use tokio::time::{Instant, timeout};
 
 use crate::State;
-use crate::rooms::{OUTBOX_CAPACITY, UnknownPeer};
+use crate::limits::Admitted;
+use crate::metrics;
+use crate::rooms::{JoinError, OUTBOX_CAPACITY, Seat, UnknownPeer};
 
-/// Where this socket stands in the room.
-struct Membership {
-    room: RoomId,
-    me: PeerId,
-}
+/// The close code a client uses when it drops a socket it believes dead and will resume.
+pub const CLOSE_RESUMING: u16 = 4000;
+/// The close code for a socket whose seat another socket resumed.
+pub const CLOSE_REPLACED: u16 = 4001;
+/// A write that takes longer than this means the client stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages over the rate limit in a row before the socket is closed. The first few are
+/// answered with `rate_limited` so a buggy client learns why; the rest are dropped quietly.
+const STRIKES_TO_CLOSE: u32 = 50;
+const STRIKES_ANSWERED: u32 = 3;
 
-/// Serves one socket until the client leaves, the socket fails or the relay shuts down.
-pub async fn serve(mut socket: WebSocket, state: Arc<State>, mut shutdown: watch::Receiver<bool>) {
-    let (outbox, mut inbox) = mpsc::channel(OUTBOX_CAPACITY);
-    let mut membership: Option<Membership> = None;
-    loop {
+/// Serves one socket until the session ends, then tells the room what happened.
+pub async fn serve(mut socket: WebSocket, state: Arc<State>, ip: IpAddr, admitted: Option<Admitted>) {
+    if admitted.is_none() {
+        let refusal = ServerMessage::error(ErrorCode::TooManyConnections, "too many open sockets from your address");
+        metrics::error(ErrorCode::TooManyConnections);
+        metrics::eviction("too_many_connections");
+        let _ = timeout(SEND_TIMEOUT, socket.send(Message::Text(refusal.encode().into()))).await;
+        let _ = timeout(SEND_TIMEOUT, socket.send(close(close_code::POLICY, "too many connections"))).await;
+        return;
+    }
+    let config = &state.config;
+    let mut session = Session {
+        state: &state,
+        ip,
+        seat: None,
+        inbox: None,
+        limiter: RateLimiter::direct(quota(config.messages_per_second, config.message_burst)),
+        strikes: 0,
+    };
+    let mut shutdown = state.shutdown.clone();
+    let mut ticker = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
+    let mut last_seen = Instant::now();
+    let end = loop {
         let step = tokio::select! {
-            frame = socket.recv() => match frame {
-                Some(Ok(frame)) => on_frame(frame, &state, &outbox, &mut membership),
-                Some(Err(error)) => Step::Close(close_for(error)),
-                None => Step::Close(None),
-            },
-            Some(message) = inbox.recv() => Step::Reply(message),
-            _ = shutdown.wait_for(|stop| *stop) => {
-                Step::Close(Some((close_code::RESTART, "the relay is restarting; reconnect")))
-            }
-        };
-        let sent = match step {
-            Step::Continue => Ok(()),
-            Step::Reply(message) => socket.send(Message::Text(message.encode().into())).await,
-            Step::Close(frame) => {
-                if let Some((code, reason)) = frame {
-                    let close = CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    };
-                    // The peer may already be gone; the socket ends either way.
-                    let _ = socket.send(Message::Close(Some(close))).await;
+            frame = socket.recv() => {
+                last_seen = Instant::now();
+                match frame {
+                    Some(Ok(frame)) => session.on_frame(frame),
+                    Some(Err(error)) => read_failed(error),
+                    None => Step::End(None, End::Lost),
                 }
-                break;
+            }
+            message = next(&mut session.inbox) => match message {
+                Some(message) => Step::Send(message),
+                None => Step::End(Some((CLOSE_REPLACED, "resumed elsewhere")), End::Replaced),
+            },
+            _ = ticker.tick() => {
+                if last_seen.elapsed() >= config.idle_timeout {
+                    Step::End(Some((close_code::AWAY, "no answer to pings")), End::Evicted("idle"))
+                } else {
+                    Step::Ping
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop) => {
+                Step::End(Some((close_code::RESTART, "the relay is restarting; reconnect")), End::Lost)
             }
         };
-        if sent.is_err() {
-            break;
+        let frame = match step {
+            Step::Continue => continue,
+            Step::Send(message) => {
+                metrics::message_out();
+                if let ServerMessage::Error { code, .. } = &message {
+                    metrics::error(*code);
+                }
+                Message::Text(message.encode().into())
+            }
+            Step::Ping => Message::Ping(Default::default()),
+            Step::End(frame, end) => {
+                if let Some((code, reason)) = frame {
+                    // The peer may be gone already; the session ends either way.
+                    let _ = timeout(SEND_TIMEOUT, socket.send(close(code, reason))).await;
+                }
+                break end;
+            }
+        };
+        match timeout(SEND_TIMEOUT, socket.send(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => break End::Lost,
+            Err(_) => break End::Evicted("slow_reader"),
         }
-    }
-    if let Some(Membership { room, me }) = membership {
-        state.rooms.leave(&room, me);
-        tracing::debug!(%room, peer = %me, "socket closed");
-    }
+    };
+    session.finish(end);
 }
 
+/// What to do after one event.
 enum Step {
     Continue,
-    Reply(ServerMessage),
+    Send(ServerMessage),
+    Ping,
     /// End the session, with a close frame to send first if any.
-    Close(Option<(u16, &'static str)>),
+    End(Option<(u16, &'static str)>, End),
 }
 
-/// An oversized frame is answered with close code 1009; other read errors mean the
-/// connection is already broken.
-fn close_for(error: axum::Error) -> Option<(u16, &'static str)> {
-    let inner = error.into_inner();
-    match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => Some((close_code::SIZE, "frame too large")),
-        _ => None,
-    }
+/// How the session ended, which decides what the room hears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The client closed on purpose: leave now.
+    Closed,
+    /// The connection dropped: keep the seat for the grace period.
+    Lost,
+    /// The relay cut the socket off: leave now.
+    Evicted(&'static str),
+    /// Another socket holds the seat now: say nothing.
+    Replaced,
 }
 
-fn on_frame(
-    frame: Message,
-    state: &State,
-    outbox: &mpsc::Sender<ServerMessage>,
-    membership: &mut Option<Membership>,
-) -> Step {
-    let text = match frame {
-        Message::Text(text) => text,
-        Message::Binary(_) => {
-            return refuse(
-                ErrorCode::BadMessage,
-                "binary frames are not signaling; send JSON text",
-            );
-        }
-        Message::Close(_) => return Step::Close(None),
-        // Pings are answered by the WebSocket layer itself.
-        Message::Ping(_) | Message::Pong(_) => return Step::Continue,
-    };
-    let message = match ClientMessage::decode(text.as_str()) {
-        Ok(message) => message,
-        Err(error) => return refuse(ErrorCode::BadMessage, error.to_string()),
-    };
-    match (message, membership.as_ref()) {
-        (ClientMessage::Join { .. }, Some(_)) => refuse(
-            ErrorCode::AlreadyJoined,
-            "leave this room before joining another",
-        ),
-        (ClientMessage::Join { version, .. }, None) if version != PROTOCOL_VERSION => refuse(
-            ErrorCode::UnsupportedVersion,
-            format!("this relay speaks protocol version {PROTOCOL_VERSION}, not {version}"),
-        ),
-        (ClientMessage::Join { room, .. }, None) => {
-            let room = match RoomId::parse(&room) {
-                Ok(room) => room,
-                Err(error) => return refuse(ErrorCode::BadRoomId, error.to_string()),
+struct Session<'a> {
+    state: &'a Arc<State>,
+    ip: IpAddr,
+    seat: Option<(RoomId, Seat)>,
+    /// What the room sends this peer; `None` outside a room.
+    inbox: Option<mpsc::Receiver<ServerMessage>>,
+    limiter: DefaultDirectRateLimiter,
+    /// Messages over the rate limit in a row.
+    strikes: u32,
+}
+
+impl Session<'_> {
+    fn on_frame(&mut self, frame: Message) -> Step {
+        let text = match frame {
+            Message::Text(text) => Some(text),
+            Message::Binary(_) => None,
+            Message::Close(frame) => {
+                let resuming = frame.is_some_and(|f| f.code == CLOSE_RESUMING);
+                return Step::End(None, if resuming { End::Lost } else { End::Closed });
+            }
+            // Pings are answered by the WebSocket layer; pongs only prove liveness.
+            Message::Ping(_) | Message::Pong(_) => return Step::Continue,
+        };
+        metrics::message_in();
+        if self.limiter.check().is_err() {
+            self.strikes += 1;
+            return match self.strikes {
+                STRIKES_TO_CLOSE.. => Step::End(Some((close_code::POLICY, "too many messages")), End::Evicted("flood")),
+                ..=STRIKES_ANSWERED => refuse(ErrorCode::RateLimited, "slow down: message dropped"),
+                _ => Step::Continue,
             };
-            match state.rooms.join(&room, outbox.clone()) {
-                Ok((me, peers)) => {
-                    tracing::debug!(%room, peer = %me, "joined");
-                    *membership = Some(Membership { room, me });
-                    let ice_servers = state.config.ice_servers();
-                    Step::Reply(ServerMessage::Joined {
-                        version: PROTOCOL_VERSION,
-                        you: me,
-                        peers,
-                        ice_servers,
-                    })
-                }
-                Err(full) => refuse(ErrorCode::RoomFull, full.to_string()),
-            }
         }
-        (ClientMessage::Signal { to, signal }, Some(Membership { room, me })) => {
-            match state.rooms.forward(room, *me, to, signal) {
-                Ok(()) => Step::Continue,
-                Err(UnknownPeer) => refuse(
-                    ErrorCode::UnknownPeer,
-                    format!("peer {to} is not another member of your room"),
-                ),
-            }
-        }
-        (ClientMessage::Leave {}, Some(Membership { room, me })) => {
-            state.rooms.leave(room, *me);
-            *membership = None;
-            Step::Continue
-        }
-        (ClientMessage::Signal { .. } | ClientMessage::Leave {}, None) => {
-            refuse(ErrorCode::NotJoined, "join a room first")
+        self.strikes = 0;
+        let Some(text) = text else {
+            return refuse(ErrorCode::BadMessage, "binary frames are not signaling; send JSON text");
+        };
+        match ClientMessage::decode(text.as_str()) {
+            Ok(message) => self.on_message(message),
+            Err(error) => refuse(ErrorCode::BadMessage, error.to_string()),
         }
     }
+
+    fn on_message(&mut self, message: ClientMessage) -> Step {
+        let rooms = &self.state.rooms;
+        match (message, &self.seat) {
+            (ClientMessage::Ping {}, _) => Step::Send(ServerMessage::Pong {}),
+            (ClientMessage::Join { .. }, Some(_)) => refuse(ErrorCode::AlreadyJoined, "leave this room first"),
+            (ClientMessage::Join { version, room, resume }, None) => self.join(version, &room, resume.as_deref()),
+            (ClientMessage::Signal { to, signal }, Some((room, seat))) => {
+                match rooms.forward(room, seat.id, to, signal) {
+                    Ok(()) => Step::Continue,
+                    Err(UnknownPeer) => {
+                        refuse(ErrorCode::UnknownPeer, format!("peer {to} is not another member of your room"))
+                    }
+                }
+            }
+            (ClientMessage::Leave {}, Some(_)) => {
+                self.finish(End::Closed);
+                Step::Continue
+            }
+            (ClientMessage::Signal { .. } | ClientMessage::Leave {}, None) => {
+                refuse(ErrorCode::NotJoined, "join a room first")
+            }
+        }
+    }
+
+    fn join(&mut self, version: u32, room: &str, resume: Option<&str>) -> Step {
+        if version != PROTOCOL_VERSION {
+            let message = format!("this relay speaks protocol version {PROTOCOL_VERSION}, not {version}");
+            return refuse(ErrorCode::UnsupportedVersion, message);
+        }
+        let room = match RoomId::parse(room) {
+            Ok(room) => room,
+            Err(error) => return refuse(ErrorCode::BadRoomId, error.to_string()),
+        };
+        let rooms = &self.state.rooms;
+        let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
+        let resumed = resume.and_then(|token| rooms.resume(&room, token, outbox.clone()));
+        let seat = match resumed {
+            Some(seat) => {
+                metrics::resumed();
+                seat
+            }
+            None => match rooms.join(&room, self.ip, outbox) {
+                Ok(seat) => seat,
+                Err(JoinError::Full(full)) => return refuse(ErrorCode::RoomFull, full.to_string()),
+                Err(JoinError::TooManyRooms) => {
+                    return refuse(ErrorCode::TooManyRooms, "too many open rooms from your address");
+                }
+            },
+        };
+        tracing::debug!(%room, peer = %seat.id, "joined");
+        let joined = ServerMessage::Joined {
+            version: PROTOCOL_VERSION,
+            you: seat.id,
+            peers: seat.peers.clone(),
+            ice_servers: self.state.ice_servers(seat.id),
+            ice_transport_policy: self.state.config.ice_transport_policy,
+            resume: seat.token.clone(),
+        };
+        self.seat = Some((room, seat));
+        self.inbox = Some(inbox);
+        Step::Send(joined)
+    }
+
+    /// Tells the room how this peer's session ended.
+    fn finish(&mut self, end: End) {
+        self.inbox = None;
+        let Some((room, seat)) = self.seat.take() else { return };
+        let rooms = &self.state.rooms;
+        match end {
+            End::Closed => rooms.leave(&room, seat.id, seat.generation),
+            End::Evicted(reason) => {
+                metrics::eviction(reason);
+                tracing::debug!(%room, peer = %seat.id, reason, "evicted");
+                rooms.leave(&room, seat.id, seat.generation);
+            }
+            End::Lost => {
+                if rooms.park(&room, seat.id, seat.generation) {
+                    let state = self.state.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(state.config.resume_grace).await;
+                        state.rooms.expire(&room, seat.id, seat.generation);
+                    });
+                }
+            }
+            End::Replaced => {}
+        }
+    }
+}
+
+/// The next message for this peer; never resolves outside a room.
+async fn next(inbox: &mut Option<mpsc::Receiver<ServerMessage>>) -> Option<ServerMessage> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A frame the relay will not read ends the session with the close code that says why;
+/// any other read error means the connection is already broken.
+fn read_failed(error: axum::Error) -> Step {
+    let inner = error.into_inner();
+    let (code, reason, eviction) = match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => (close_code::SIZE, "message too large", "too_large"),
+        Some(tungstenite::Error::Utf8(_)) => (close_code::INVALID, "text frames must be UTF-8", "protocol"),
+        // A connection that drops without a closing handshake is lost, not misbehaving.
+        Some(tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake)) | None => {
+            return Step::End(None, End::Lost);
+        }
+        Some(tungstenite::Error::Protocol(_)) => (close_code::PROTOCOL, "WebSocket protocol violation", "protocol"),
+        _ => return Step::End(None, End::Lost),
+    };
+    Step::End(Some((code, reason)), End::Evicted(eviction))
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Step {
-    Step::Reply(ServerMessage::error(code, message))
+    Step::Send(ServerMessage::error(code, message))
+}
+
+fn close(code: u16, reason: &'static str) -> Message {
+    Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+}
+
+fn quota(per_second: u32, burst: u32) -> Quota {
+    let per_second = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = std::num::NonZeroU32::new(burst).unwrap_or(std::num::NonZeroU32::MIN);
+    Quota::per_second(per_second).allow_burst(burst)
 }

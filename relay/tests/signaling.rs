@@ -1,23 +1,13 @@
-//! The signaling path over real sockets: rooms, forwarding, and refusals of bad input.
+//! The signaling path over real sockets: rooms, forwarding, resuming, credentials,
+//! shutdown. Refusals of bad input are in `hostile.rs`.
 
 mod common;
 
-use common::{INDEX_HTML, Relay, TestResult, offer, room};
-use shared::protocol::{
-    ClientMessage, ErrorCode, IceServer, MAX_FRAME_BYTES, PROTOCOL_VERSION, ServerMessage, Signal,
-};
+use std::time::Duration;
+
+use common::{INDEX_HTML, Relay, TestResult, join_message, offer, room};
+use shared::protocol::{ClientMessage, ErrorCode, IceServer, IceTransportPolicy, ServerMessage, Signal};
 use shared::room::PeerId;
-use tokio_tungstenite::tungstenite::Message;
-
-fn error(code: ErrorCode) -> impl Fn(&ServerMessage) -> bool {
-    move |message| matches!(message, ServerMessage::Error { code: c, .. } if *c == code)
-}
-
-async fn expect_error(client: &mut common::Client, code: ErrorCode) -> TestResult {
-    let message = client.recv().await?;
-    assert!(error(code)(&message), "expected {code:?}, got {message:?}");
-    Ok(())
-}
 
 #[tokio::test]
 async fn two_peers_meet_and_every_signal_is_stamped_by_the_relay() -> TestResult {
@@ -25,65 +15,34 @@ async fn two_peers_meet_and_every_signal_is_stamped_by_the_relay() -> TestResult
     let (mut ana, mut bo) = (relay.client().await?, relay.client().await?);
     let r = room(1);
 
-    ana.send(&ClientMessage::Join {
-        version: PROTOCOL_VERSION,
-        room: r.to_string(),
-    })
-    .await?;
-    let ice = vec![IceServer {
-        urls: vec!["stun:127.0.0.1:3478".into()],
-        username: None,
-        credential: None,
-    }];
-    assert_eq!(
-        ana.recv().await?,
-        ServerMessage::Joined {
-            version: PROTOCOL_VERSION,
-            you: PeerId(1),
-            peers: vec![],
-            ice_servers: ice
-        }
-    );
-    assert_eq!(bo.join(&r).await?, (PeerId(2), vec![PeerId(1)]));
-    assert_eq!(
-        ana.recv().await?,
-        ServerMessage::PeerJoined { peer: PeerId(2) }
-    );
+    let joined = ana.join_as(&r, None).await?;
+    assert_eq!((joined.you, joined.peers), (PeerId(1), vec![]));
+    let stun = IceServer { urls: vec!["stun:127.0.0.1:3478".into()], username: None, credential: None };
+    assert_eq!(joined.ice_servers, [stun]);
+    assert_eq!(joined.ice_transport_policy, IceTransportPolicy::All);
+    assert_eq!(joined.resume.len(), 32, "a 128-bit resume token");
+    let bo_joined = bo.join_as(&r, None).await?;
+    assert_eq!((bo_joined.you, bo_joined.peers), (PeerId(2), vec![PeerId(1)]));
+    assert_ne!(bo_joined.resume, joined.resume);
+    assert_eq!(ana.recv().await?, ServerMessage::PeerJoined { peer: PeerId(2) });
 
     bo.signal(PeerId(1), offer("bo's offer")).await?;
-    assert_eq!(
-        ana.recv().await?,
-        ServerMessage::Signal {
-            from: PeerId(2),
-            signal: offer("bo's offer")
-        }
-    );
-    let candidate = Signal::Candidate {
-        candidate: "candidate:1".into(),
-        sdp_mid: Some("0".into()),
-        sdp_m_line_index: Some(0),
-    };
+    assert_eq!(ana.recv().await?, ServerMessage::Signal { from: PeerId(2), signal: offer("bo's offer") });
+    let candidate =
+        Signal::Candidate { candidate: "candidate:1".into(), sdp_mid: Some("0".into()), sdp_m_line_index: Some(0) };
     ana.signal(PeerId(2), candidate.clone()).await?;
-    assert_eq!(
-        bo.recv().await?,
-        ServerMessage::Signal {
-            from: PeerId(1),
-            signal: candidate
-        }
-    );
+    assert_eq!(bo.recv().await?, ServerMessage::Signal { from: PeerId(1), signal: candidate });
+    ana.send(&ClientMessage::Ping {}).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::Pong {});
     bo.expect_nothing().await?;
     ana.expect_nothing().await?;
     relay.stop().await
 }
 
 #[tokio::test]
-async fn leaving_or_closing_the_socket_tells_the_room() -> TestResult {
+async fn leaving_or_closing_the_socket_tells_the_room_at_once() -> TestResult {
     let relay = Relay::start(&[]).await?;
-    let (mut ana, mut bo, mut cy) = (
-        relay.client().await?,
-        relay.client().await?,
-        relay.client().await?,
-    );
+    let (mut ana, mut bo, mut cy) = (relay.client().await?, relay.client().await?, relay.client().await?);
     let r = room(2);
     ana.join(&r).await?;
     let (bo_id, _) = bo.join(&r).await?;
@@ -94,10 +53,7 @@ async fn leaving_or_closing_the_socket_tells_the_room() -> TestResult {
     // After leaving, the same socket can join again, as a new peer.
     let (bo_again, peers) = bo.join(&r).await?;
     assert_eq!((bo_again, peers), (PeerId(3), vec![PeerId(1)]));
-    assert_eq!(
-        ana.recv().await?,
-        ServerMessage::PeerJoined { peer: bo_again }
-    );
+    assert_eq!(ana.recv().await?, ServerMessage::PeerJoined { peer: bo_again });
 
     let (cy_id, _) = cy.join(&r).await?;
     ana.recv().await?;
@@ -109,160 +65,96 @@ async fn leaving_or_closing_the_socket_tells_the_room() -> TestResult {
 }
 
 #[tokio::test]
-async fn malformed_input_gets_an_error_and_the_socket_stays_usable() -> TestResult {
-    let relay = Relay::start(&[]).await?;
-    let mut client = relay.client().await?;
-    for bad in [
-        "not json",
-        "{}",
-        r#"{"type":"dance"}"#,
-        r#"{"type":"join","room":"x"}"#,
-        r#"{"type":"signal","to":1,"from":2,"signal":{"kind":"offer","sdp":""}}"#,
-    ] {
-        client.send_text(bad).await?;
-        expect_error(&mut client, ErrorCode::BadMessage).await?;
-    }
-    client.send_frame(Message::binary(vec![1u8, 2, 3])).await?;
-    expect_error(&mut client, ErrorCode::BadMessage).await?;
-    assert_eq!(client.join(&room(3)).await?, (PeerId(1), vec![]));
+async fn a_dropped_peer_resumes_its_seat_and_gets_what_it_missed() -> TestResult {
+    let relay = Relay::start(&["--resume-grace", "5s"]).await?;
+    let (mut ana, mut bo) = (relay.client().await?, relay.client().await?);
+    let r = room(3);
+    ana.join(&r).await?;
+    let bo_first = bo.join_as(&r, None).await?;
+    ana.recv().await?;
+
+    // Bo's phone loses its network: no close frame, the room hears nothing.
+    bo.vanish();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    ana.signal(bo_first.you, offer("while you were away")).await?;
+    ana.expect_nothing().await?;
+
+    // Bo comes back with the token: same id, the missed signal, and no churn for Ana.
+    let mut bo = relay.client().await?;
+    let bo_back = bo.join_as(&r, Some(&bo_first.resume)).await?;
+    assert_eq!((bo_back.you, bo_back.peers), (bo_first.you, vec![PeerId(1)]));
+    assert_eq!(bo.recv().await?, ServerMessage::Signal { from: PeerId(1), signal: offer("while you were away") });
+    ana.expect_nothing().await?;
+
+    // A second resume with the same token takes the seat over; the old socket is told.
+    let mut bo_again = relay.client().await?;
+    assert_eq!(bo_again.join_as(&r, Some(&bo_back.resume)).await?.you, bo_first.you);
+    let frame = bo.closed_with().await?.ok_or("no close code")?;
+    assert_eq!(u16::from(frame.code), relay::CLOSE_REPLACED);
+    ana.expect_nothing().await?;
     relay.stop().await
 }
 
 #[tokio::test]
-async fn a_frame_over_64_kib_closes_the_socket_with_1009_and_spares_the_room() -> TestResult {
-    let relay = Relay::start(&[]).await?;
+async fn a_dropped_peer_that_does_not_return_leaves_after_the_grace_period() -> TestResult {
+    let relay = Relay::start(&["--resume-grace", "700ms"]).await?;
     let (mut ana, mut bo) = (relay.client().await?, relay.client().await?);
     let r = room(4);
     ana.join(&r).await?;
-    bo.join(&r).await?;
+    let bo_first = bo.join_as(&r, None).await?;
     ana.recv().await?;
+    bo.vanish();
+    ana.expect_nothing().await?;
+    assert_eq!(ana.recv().await?, ServerMessage::PeerLeft { peer: bo_first.you });
 
-    // Exactly the limit is still signaling.
-    let at_limit = format!(
-        "{{\"type\":\"signal\",\"to\":1,\"signal\":{{\"kind\":\"offer\",\"sdp\":\"{}\"}}}}",
-        "x".repeat(MAX_FRAME_BYTES - 59)
-    );
-    assert_eq!(at_limit.len(), MAX_FRAME_BYTES);
-    bo.send_text(&at_limit).await?;
-    assert!(matches!(
-        ana.recv().await?,
-        ServerMessage::Signal {
-            from: PeerId(2),
-            ..
-        }
-    ));
-
-    bo.send_text(&"x".repeat(MAX_FRAME_BYTES + 1)).await?;
-    let frame = bo
-        .closed_with()
-        .await?
-        .ok_or("close frame without a code")?;
-    assert_eq!(u16::from(frame.code), 1009);
-    assert_eq!(
-        ana.recv().await?,
-        ServerMessage::PeerLeft { peer: PeerId(2) }
-    );
+    // The expired token no longer resumes: Bo comes back as a newcomer.
+    let mut bo = relay.client().await?;
+    let newcomer = bo.join_as(&r, Some(&bo_first.resume)).await?;
+    assert_eq!(newcomer.you, PeerId(3));
+    assert_eq!(ana.recv().await?, ServerMessage::PeerJoined { peer: PeerId(3) });
     relay.stop().await
 }
 
 #[tokio::test]
-async fn joins_with_a_bad_room_id_or_version_are_refused_by_code() -> TestResult {
+async fn a_client_closing_with_the_resuming_code_keeps_its_seat() -> TestResult {
     let relay = Relay::start(&[]).await?;
-    let mut client = relay.client().await?;
-    for bad in [
-        "",
-        "short",
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-        "../../../../../etc/passwd00",
-        &"a".repeat(27),
-    ] {
-        client
-            .send(&ClientMessage::Join {
-                version: PROTOCOL_VERSION,
-                room: bad.into(),
-            })
-            .await?;
-        expect_error(&mut client, ErrorCode::BadRoomId).await?;
-    }
-    client
-        .send(&ClientMessage::Join {
-            version: PROTOCOL_VERSION + 1,
-            room: room(5).to_string(),
-        })
-        .await?;
-    expect_error(&mut client, ErrorCode::UnsupportedVersion).await?;
-    assert_eq!(client.join(&room(5)).await?.0, PeerId(1));
-    relay.stop().await
-}
-
-#[tokio::test]
-async fn a_full_room_refuses_newcomers_and_other_rooms_are_unaffected() -> TestResult {
-    let relay = Relay::start(&["--room-capacity", "2"]).await?;
-    let r = room(6);
-    let (mut ana, mut bo, mut cy) = (
-        relay.client().await?,
-        relay.client().await?,
-        relay.client().await?,
-    );
+    let (mut ana, mut bo) = (relay.client().await?, relay.client().await?);
+    let r = room(5);
     ana.join(&r).await?;
-    bo.join(&r).await?;
+    let first = bo.join_as(&r, None).await?;
     ana.recv().await?;
-    cy.send(&ClientMessage::Join {
-        version: PROTOCOL_VERSION,
-        room: r.to_string(),
-    })
+    bo.close_with(relay::CLOSE_RESUMING).await?;
+    let mut bo = relay.client().await?;
+    assert_eq!(bo.join_as(&r, Some(&first.resume)).await?.you, first.you);
+    ana.expect_nothing().await?;
+    relay.stop().await
+}
+
+#[tokio::test]
+async fn joiners_get_short_lived_turn_credentials_and_the_ice_policy() -> TestResult {
+    let relay = Relay::start(&[
+        "--turn-url",
+        "turn:127.0.0.1:3478?transport=udp",
+        "--turn-secret",
+        "north",
+        "--turn-ttl",
+        "1h",
+        "--ice-transport-policy",
+        "relay",
+    ])
     .await?;
-    expect_error(&mut cy, ErrorCode::RoomFull).await?;
-    ana.expect_nothing().await?;
-    // Cy is free to go elsewhere.
-    assert_eq!(cy.join(&room(7)).await?, (PeerId(1), vec![]));
-    relay.stop().await
-}
-
-#[tokio::test]
-async fn signals_never_cross_rooms_even_when_peer_ids_coincide() -> TestResult {
-    let relay = Relay::start(&[]).await?;
-    let (mut ana, mut cy, mut dee) = (
-        relay.client().await?,
-        relay.client().await?,
-        relay.client().await?,
-    );
-    assert_eq!(ana.join(&room(8)).await?.0, PeerId(1));
-    assert_eq!(cy.join(&room(9)).await?.0, PeerId(1));
-    assert_eq!(dee.join(&room(9)).await?.0, PeerId(2));
-    cy.recv().await?;
-    dee.signal(PeerId(1), offer("for cy")).await?;
-    assert_eq!(
-        cy.recv().await?,
-        ServerMessage::Signal {
-            from: PeerId(2),
-            signal: offer("for cy")
-        }
-    );
-    dee.signal(PeerId(3), offer("nobody")).await?;
-    expect_error(&mut dee, ErrorCode::UnknownPeer).await?;
-    ana.expect_nothing().await?;
-    relay.stop().await
-}
-
-#[tokio::test]
-async fn out_of_order_messages_are_refused_by_code() -> TestResult {
-    let relay = Relay::start(&[]).await?;
-    let mut client = relay.client().await?;
-    client.signal(PeerId(1), offer("too early")).await?;
-    expect_error(&mut client, ErrorCode::NotJoined).await?;
-    client.send(&ClientMessage::Leave {}).await?;
-    expect_error(&mut client, ErrorCode::NotJoined).await?;
-    client.join(&room(10)).await?;
-    client
-        .send(&ClientMessage::Join {
-            version: PROTOCOL_VERSION,
-            room: room(11).to_string(),
-        })
-        .await?;
-    expect_error(&mut client, ErrorCode::AlreadyJoined).await?;
-    client.signal(PeerId(1), offer("to myself")).await?;
-    expect_error(&mut client, ErrorCode::UnknownPeer).await?;
+    let mut ana = relay.client().await?;
+    let joined = ana.join_as(&room(6), None).await?;
+    assert_eq!(joined.ice_transport_policy, IceTransportPolicy::Relay);
+    let [turn] = joined.ice_servers.as_slice() else { return Err(format!("{:?}", joined.ice_servers).into()) };
+    assert_eq!(turn.urls, ["turn:127.0.0.1:3478?transport=udp"]);
+    let username = turn.username.as_deref().ok_or("no username")?;
+    let (expiry, peer) = username.split_once(':').ok_or("username is not expiry:peer")?;
+    assert_eq!(peer, "1");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let expiry: u64 = expiry.parse()?;
+    assert!((now + 3590..=now + 3610).contains(&expiry), "expiry {expiry} is not an hour after {now}");
+    assert_eq!(turn.credential.as_ref().map(String::len), Some(28), "base64 of a 20-byte HMAC-SHA1");
     relay.stop().await
 }
 
@@ -270,10 +162,7 @@ async fn out_of_order_messages_are_refused_by_code() -> TestResult {
 async fn serves_health_and_the_app_for_room_links() -> TestResult {
     let relay = Relay::start(&[]).await?;
     assert_eq!(relay.get("/healthz").await?, (200, "ok".into()));
-    assert_eq!(
-        relay.get(&format!("/r/{}", room(12))).await?,
-        (200, INDEX_HTML.into())
-    );
+    assert_eq!(relay.get(&format!("/r/{}", room(12))).await?, (200, INDEX_HTML.into()));
     assert_eq!(relay.get("/").await?, (200, INDEX_HTML.into()));
     let page = relay.get_full(&format!("/r/{}", room(12))).await?;
     assert_eq!(page.header("cache-control"), Some("no-cache"));
@@ -281,15 +170,34 @@ async fn serves_health_and_the_app_for_room_links() -> TestResult {
 }
 
 #[tokio::test]
-async fn shutdown_closes_sockets_with_service_restart() -> TestResult {
+async fn shutdown_closes_sockets_with_service_restart_and_returns_quickly() -> TestResult {
     let relay = Relay::start(&[]).await?;
     let mut client = relay.client().await?;
     client.join(&room(13)).await?;
+    let idle = relay.client().await?;
+    let started = std::time::Instant::now();
     relay.stop().await?;
-    let frame = client
-        .closed_with()
-        .await?
-        .ok_or("close frame without a code")?;
+    assert!(started.elapsed() < Duration::from_secs(2), "shutdown took {:?}", started.elapsed());
+    let frame = client.closed_with().await?.ok_or("close frame without a code")?;
     assert_eq!(u16::from(frame.code), 1012);
+    drop(idle);
     Ok(())
+}
+
+#[tokio::test]
+async fn a_full_room_refuses_newcomers_with_room_full() -> TestResult {
+    let relay = Relay::start(&["--room-capacity", "2"]).await?;
+    let r = room(7);
+    let (mut ana, mut bo, mut cy) = (relay.client().await?, relay.client().await?, relay.client().await?);
+    ana.join(&r).await?;
+    bo.join(&r).await?;
+    ana.recv().await?;
+    cy.send(&join_message(r.as_str(), None)).await?;
+    cy.expect_error(ErrorCode::RoomFull).await?;
+    ana.expect_nothing().await?;
+    // When someone leaves, there is room again.
+    bo.send(&ClientMessage::Leave {}).await?;
+    ana.recv().await?;
+    assert_eq!(cy.join(&r).await?.1, vec![PeerId(1)]);
+    relay.stop().await
 }

@@ -85,6 +85,10 @@ impl fmt::Display for CallState {
     }
 }
 
+/// A link still connecting after this long is given up as failed: the networks of the
+/// two sides cannot reach each other (or the TURN server refused us).
+pub const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The call state for a session and the links to the peers in the room.
 ///
 /// Anyone connected makes the call `connected`: in a room of three, one slow newcomer does
@@ -97,17 +101,20 @@ pub fn call_state(session: Session, links: impl IntoIterator<Item = Link>) -> Ca
         Session::Lost => CallState::Reconnecting,
         Session::Joining => CallState::Connecting,
         Session::Joined => {
-            let (mut any, mut connected, mut dropped) = (false, false, false);
+            let (mut any, mut connected, mut dropped, mut trying) = (false, false, false, false);
             for link in links {
                 any = true;
                 connected |= link == Link::Connected;
-                dropped |= matches!(link, Link::Disconnected | Link::Failed);
+                dropped |= link == Link::Disconnected;
+                trying |= link == Link::Connecting;
             }
-            match (any, connected, dropped) {
-                (false, _, _) => CallState::Waiting,
-                (true, true, _) => CallState::Connected,
-                (true, false, true) => CallState::Reconnecting,
-                (true, false, false) => CallState::Connecting,
+            match (any, connected, dropped, trying) {
+                (false, ..) => CallState::Waiting,
+                (true, true, ..) => CallState::Connected,
+                (true, false, true, _) => CallState::Reconnecting,
+                (true, false, false, true) => CallState::Connecting,
+                // Every link gave up: the person must act (another network, leave).
+                (true, false, false, false) => CallState::Failed,
             }
         }
     }
@@ -126,8 +133,11 @@ mod tests {
         assert_eq!(joined(&[Connected]), CallState::Connected);
         assert_eq!(joined(&[Connecting, Connected]), CallState::Connected);
         assert_eq!(joined(&[Disconnected]), CallState::Reconnecting);
-        assert_eq!(joined(&[Failed, Connecting]), CallState::Reconnecting);
+        assert_eq!(joined(&[Failed, Connecting]), CallState::Connecting);
+        assert_eq!(joined(&[Failed, Disconnected]), CallState::Reconnecting);
         assert_eq!(joined(&[Failed, Connected]), CallState::Connected);
+        assert_eq!(joined(&[Failed]), CallState::Failed);
+        assert_eq!(joined(&[Failed, Failed]), CallState::Failed);
     }
 
     #[test]
@@ -165,17 +175,6 @@ mod tests {
             CallState::Ended,
         ];
         let names: Vec<_> = all.iter().map(|s| s.to_string()).collect();
-        assert_eq!(
-            names,
-            [
-                "idle",
-                "waiting",
-                "connecting",
-                "connected",
-                "reconnecting",
-                "failed",
-                "ended"
-            ]
-        );
+        assert_eq!(names, ["idle", "waiting", "connecting", "connected", "reconnecting", "failed", "ended"]);
     }
 }

@@ -8,11 +8,13 @@
 //! - [`protocol`]: the JSON messages on the `/ws` socket, one enum per direction.
 //! - [`room`]: room ids, peer ids and the membership rules of a room.
 //! - [`negotiation`]: who offers first and who yields on glare (perfect negotiation).
+//! - [`backoff`]: when to retry the relay after losing it.
 //! - [`call`]: the one call state shown to the user, derived from the links to each peer.
-//! - [`level`]: audio levels from WebRTC statistics counters.
+//! - [`stats`]: what `getStats` says of a link: audio levels, the network path.
 
+pub mod backoff;
 pub mod call;
-pub mod level;
 pub mod negotiation;
 pub mod protocol;
 pub mod room;
+pub mod stats;

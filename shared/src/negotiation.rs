@@ -32,10 +32,7 @@ pub enum Met {
 
 /// Our role towards `them`.
 pub fn role(me: PeerId, them: PeerId, met: Met) -> Role {
-    Role {
-        polite: me > them,
-        offers_first: met == Met::WasThere,
-    }
+    Role { polite: me > them, offers_first: met == Met::WasThere }
 }
 
 /// What to do with an incoming offer.
@@ -51,11 +48,7 @@ pub enum OfferAction {
 /// starting and sending our own offer; `stable` is whether our signaling state is `stable`.
 pub fn on_offer(role: Role, making_offer: bool, stable: bool) -> OfferAction {
     let collision = making_offer || !stable;
-    if collision && !role.polite {
-        OfferAction::Ignore
-    } else {
-        OfferAction::Accept
-    }
+    if collision && !role.polite { OfferAction::Ignore } else { OfferAction::Accept }
 }
 
 #[cfg(test)]
@@ -72,22 +65,13 @@ mod tests {
             assert_ne!(ra.polite, rb.polite);
             assert!(rb.offers_first && !ra.offers_first);
         }
-        assert!(
-            !role(PeerId(1), PeerId(2), Met::Arrived).polite,
-            "the earlier member is impolite"
-        );
+        assert!(!role(PeerId(1), PeerId(2), Met::Arrived).polite, "the earlier member is impolite");
     }
 
     #[test]
     fn only_the_impolite_side_ignores_a_colliding_offer() {
-        let polite = Role {
-            polite: true,
-            offers_first: false,
-        };
-        let impolite = Role {
-            polite: false,
-            offers_first: true,
-        };
+        let polite = Role { polite: true, offers_first: false };
+        let impolite = Role { polite: false, offers_first: true };
         assert_eq!(on_offer(impolite, true, true), OfferAction::Ignore);
         assert_eq!(on_offer(impolite, false, false), OfferAction::Ignore);
         assert_eq!(on_offer(impolite, false, true), OfferAction::Accept);

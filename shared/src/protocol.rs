@@ -36,6 +36,13 @@ use crate::room::PeerId;
 /// refused with [`ErrorCode::UnsupportedVersion`] rather than misunderstood.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// How often a client sends [`ClientMessage::Ping`].
+pub const CLIENT_PING_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A client that has heard nothing from the relay for this long (two missed pongs and
+/// some) takes the socket for dead and reconnects.
+pub const CLIENT_RELAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
+
 /// The largest frame the relay accepts, in bytes. An SDP offer is a few KiB; anything near
 /// this is not signaling.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
@@ -51,6 +58,11 @@ pub enum ClientMessage {
         /// The room id from the share link; validated by the relay
         /// ([`crate::room::RoomId::parse`]), refused with [`ErrorCode::BadRoomId`].
         room: String,
+        /// The token from an earlier [`ServerMessage::Joined`] in this room, to take back
+        /// the same peer id after losing the socket. Unknown or expired tokens are ignored:
+        /// the client joins as a newcomer and can tell from `you`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<String>,
     },
     /// Deliver `signal` to peer `to`, who must be in the same room.
     Signal {
@@ -61,6 +73,9 @@ pub enum ClientMessage {
     },
     /// Leave the room; the socket may then be closed or used to join again.
     Leave {},
+    /// A heartbeat; the relay answers [`ServerMessage::Pong`]. Browsers cannot see
+    /// WebSocket pings, so this is how a client notices a dead relay.
+    Ping {},
 }
 
 /// A message from the relay to a client.
@@ -78,6 +93,12 @@ pub enum ServerMessage {
         peers: Vec<PeerId>,
         /// The ICE servers for your `RTCPeerConnection`s.
         ice_servers: Vec<IceServer>,
+        /// Which candidates your `RTCPeerConnection`s may use.
+        #[serde(default)]
+        ice_transport_policy: IceTransportPolicy,
+        /// Present this in [`ClientMessage::Join`] to come back as the same peer after a
+        /// dropped socket, within the relay's grace period.
+        resume: String,
     },
     /// Someone entered your room. They will send you an offer.
     PeerJoined {
@@ -96,6 +117,8 @@ pub enum ServerMessage {
         /// What they sent.
         signal: Signal,
     },
+    /// The answer to [`ClientMessage::Ping`].
+    Pong {},
     /// Your last message was refused, or the room cannot have you.
     Error {
         /// What went wrong, for programs.
@@ -146,6 +169,18 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+/// `RTCConfiguration.iceTransportPolicy`: whether browsers may connect directly or only
+/// through TURN (which hides each side's IP address from the other).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IceTransportPolicy {
+    /// Direct, reflexive and relayed candidates.
+    #[default]
+    All,
+    /// Relayed (TURN) candidates only.
+    Relay,
+}
+
 /// Why the relay refused something. Stable: clients switch on these to show a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -166,6 +201,12 @@ pub enum ErrorCode {
     NotJoined,
     /// A join was sent while already in a room.
     AlreadyJoined,
+    /// Messages came faster than the relay allows; this one was dropped.
+    RateLimited,
+    /// Too many open sockets from your address; this one will be closed.
+    TooManyConnections,
+    /// Too many rooms opened from your address.
+    TooManyRooms,
 }
 
 impl ErrorCode {
@@ -179,6 +220,9 @@ impl ErrorCode {
             Self::UnknownPeer => "unknown_peer",
             Self::NotJoined => "not_joined",
             Self::AlreadyJoined => "already_joined",
+            Self::RateLimited => "rate_limited",
+            Self::TooManyConnections => "too_many_connections",
+            Self::TooManyRooms => "too_many_rooms",
         }
     }
 }
@@ -213,10 +257,7 @@ impl ServerMessage {
 
     /// An [`ServerMessage::Error`] with `code` and a human-readable `message`.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::Error {
-            code,
-            message: message.into(),
-        }
+        Self::Error { code, message: message.into() }
     }
 }
 
@@ -231,9 +272,7 @@ mod tests {
     use super::*;
 
     fn offer() -> Signal {
-        Signal::Offer {
-            sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n".into(),
-        }
+        Signal::Offer { sdp: "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n".into() }
     }
 
     fn candidate() -> Signal {
@@ -248,34 +287,27 @@ mod tests {
     fn every_client_message_round_trips_with_its_wire_form() {
         let cases = [
             (
-                ClientMessage::Join {
-                    version: 1,
-                    room: "abc".into(),
-                },
+                ClientMessage::Join { version: 1, room: "abc".into(), resume: None },
                 r#"{"type":"join","version":1,"room":"abc"}"#,
             ),
             (
-                ClientMessage::Signal {
-                    to: PeerId(3),
-                    signal: offer(),
-                },
+                ClientMessage::Join { version: 1, room: "abc".into(), resume: Some("t0k".into()) },
+                r#"{"type":"join","version":1,"room":"abc","resume":"t0k"}"#,
+            ),
+            (
+                ClientMessage::Signal { to: PeerId(3), signal: offer() },
                 r#"{"type":"signal","to":3,"signal":{"kind":"offer","sdp":"v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}}"#,
             ),
             (
-                ClientMessage::Signal {
-                    to: PeerId(1),
-                    signal: Signal::Answer { sdp: "v=0".into() },
-                },
+                ClientMessage::Signal { to: PeerId(1), signal: Signal::Answer { sdp: "v=0".into() } },
                 r#"{"type":"signal","to":1,"signal":{"kind":"answer","sdp":"v=0"}}"#,
             ),
             (
-                ClientMessage::Signal {
-                    to: PeerId(2),
-                    signal: candidate(),
-                },
+                ClientMessage::Signal { to: PeerId(2), signal: candidate() },
                 r#"{"type":"signal","to":2,"signal":{"kind":"candidate","candidate":"candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host","sdp_mid":"0","sdp_m_line_index":0}}"#,
             ),
             (ClientMessage::Leave {}, r#"{"type":"leave"}"#),
+            (ClientMessage::Ping {}, r#"{"type":"ping"}"#),
         ];
         for (message, wire) in cases {
             assert_eq!(message.encode(), wire);
@@ -292,33 +324,23 @@ mod tests {
                     you: PeerId(2),
                     peers: vec![PeerId(1)],
                     ice_servers: vec![
-                        IceServer {
-                            urls: vec!["stun:127.0.0.1:3478".into()],
-                            username: None,
-                            credential: None,
-                        },
+                        IceServer { urls: vec!["stun:127.0.0.1:3478".into()], username: None, credential: None },
                         IceServer {
                             urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
                             username: Some("u".into()),
                             credential: Some("p".into()),
                         },
                     ],
+                    ice_transport_policy: IceTransportPolicy::Relay,
+                    resume: "t0k".into(),
                 },
-                r#"{"type":"joined","version":1,"you":2,"peers":[1],"ice_servers":[{"urls":["stun:127.0.0.1:3478"]},{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"u","credential":"p"}]}"#,
+                r#"{"type":"joined","version":1,"you":2,"peers":[1],"ice_servers":[{"urls":["stun:127.0.0.1:3478"]},{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"u","credential":"p"}],"ice_transport_policy":"relay","resume":"t0k"}"#,
             ),
+            (ServerMessage::Pong {}, r#"{"type":"pong"}"#),
+            (ServerMessage::PeerJoined { peer: PeerId(4) }, r#"{"type":"peer_joined","peer":4}"#),
+            (ServerMessage::PeerLeft { peer: PeerId(4) }, r#"{"type":"peer_left","peer":4}"#),
             (
-                ServerMessage::PeerJoined { peer: PeerId(4) },
-                r#"{"type":"peer_joined","peer":4}"#,
-            ),
-            (
-                ServerMessage::PeerLeft { peer: PeerId(4) },
-                r#"{"type":"peer_left","peer":4}"#,
-            ),
-            (
-                ServerMessage::Signal {
-                    from: PeerId(1),
-                    signal: candidate(),
-                },
+                ServerMessage::Signal { from: PeerId(1), signal: candidate() },
                 r#"{"type":"signal","from":1,"signal":{"kind":"candidate","candidate":"candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host","sdp_mid":"0","sdp_m_line_index":0}}"#,
             ),
             (
@@ -342,12 +364,12 @@ mod tests {
             ErrorCode::UnknownPeer,
             ErrorCode::NotJoined,
             ErrorCode::AlreadyJoined,
+            ErrorCode::RateLimited,
+            ErrorCode::TooManyConnections,
+            ErrorCode::TooManyRooms,
         ];
         for code in codes {
-            assert_eq!(
-                serde_json::to_string(&code).unwrap(),
-                format!("\"{}\"", code.as_str())
-            );
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         }
     }
 
@@ -356,11 +378,7 @@ mod tests {
         let wire = r#"{"type":"signal","to":1,"signal":{"kind":"candidate","candidate":"c"}}"#;
         let expected = ClientMessage::Signal {
             to: PeerId(1),
-            signal: Signal::Candidate {
-                candidate: "c".into(),
-                sdp_mid: None,
-                sdp_m_line_index: None,
-            },
+            signal: Signal::Candidate { candidate: "c".into(), sdp_mid: None, sdp_m_line_index: None },
         };
         assert_eq!(ClientMessage::decode(wire).unwrap(), expected);
     }
@@ -384,6 +402,8 @@ mod tests {
             r#"{"type":"signal","to":1,"signal":{"kind":"offer"}}"#,
             r#"{"type":"signal","to":1,"from":2,"signal":{"kind":"offer","sdp":""}}"#,
             r#"{"type":"leave","room":"a"}"#,
+            r#"{"type":"ping","at":1}"#,
+            r#"{"type":"join","version":1,"room":"a","resume":5}"#,
             // Server messages are not client messages.
             r#"{"type":"peer_left","peer":1}"#,
         ];
@@ -394,11 +414,9 @@ mod tests {
 
     #[test]
     fn malformed_server_frames_are_rejected() {
-        for wire in [
-            r#"{"type":"joined","you":1}"#,
-            r#"{"type":"error","code":"nope","message":""}"#,
-            r#"{"type":"leave"}"#,
-        ] {
+        for wire in
+            [r#"{"type":"joined","you":1}"#, r#"{"type":"error","code":"nope","message":""}"#, r#"{"type":"leave"}"#]
+        {
             assert!(ServerMessage::decode(wire).is_err(), "accepted {wire}");
         }
     }

@@ -28,12 +28,7 @@ impl RoomId {
     /// The caller supplies the entropy (`crypto.getRandomValues` in the browser) so that
     /// this stays deterministic under test.
     pub fn from_random(bytes: [u8; Self::LEN]) -> Self {
-        Self(
-            bytes
-                .iter()
-                .map(|b| char::from(ALPHABET[usize::from(b & 31)]))
-                .collect(),
-        )
+        Self(bytes.iter().map(|b| char::from(ALPHABET[usize::from(b & 31)])).collect())
     }
 
     /// Checks that `text` is a well-formed room id.
@@ -112,20 +107,14 @@ pub struct RoomFull {
 impl<T> Roster<T> {
     /// An empty room for at most `capacity` people.
     pub fn new(capacity: usize) -> Self {
-        Self {
-            capacity,
-            next: 1,
-            members: BTreeMap::new(),
-        }
+        Self { capacity, next: 1, members: BTreeMap::new() }
     }
 
     /// Admits a newcomer and returns its fresh id. Ids are never reused within a room, so a
     /// late message addressed to someone who left cannot reach a newcomer.
     pub fn join(&mut self, value: T) -> Result<PeerId, RoomFull> {
         if self.members.len() >= self.capacity {
-            return Err(RoomFull {
-                capacity: self.capacity,
-            });
+            return Err(RoomFull { capacity: self.capacity });
         }
         let id = PeerId(self.next);
         self.next += 1;
@@ -143,12 +132,24 @@ impl<T> Roster<T> {
         self.members.get(&id)
     }
 
+    /// The value of member `id`, to change it.
+    pub fn get_mut(&mut self, id: PeerId) -> Option<&mut T> {
+        self.members.get_mut(&id)
+    }
+
+    /// The first member whose value satisfies `test`.
+    pub fn find(&self, test: impl Fn(&T) -> bool) -> Option<PeerId> {
+        self.members.iter().find(|(_, v)| test(v)).map(|(k, _)| *k)
+    }
+
+    /// Every member but `id`, in id order, to change them.
+    pub fn others_mut(&mut self, id: PeerId) -> impl Iterator<Item = (PeerId, &mut T)> {
+        self.members.iter_mut().filter(move |(k, _)| **k != id).map(|(k, v)| (*k, v))
+    }
+
     /// Every member but `id`, in id order.
     pub fn others(&self, id: PeerId) -> impl Iterator<Item = (PeerId, &T)> {
-        self.members
-            .iter()
-            .filter(move |(k, _)| **k != id)
-            .map(|(k, v)| (*k, v))
+        self.members.iter().filter(move |(k, _)| **k != id).map(|(k, v)| (*k, v))
     }
 
     /// Whether nobody is left (the relay then forgets the room).
@@ -175,40 +176,19 @@ mod tests {
         let id = RoomId::from_random(bytes);
         assert_eq!(RoomId::parse(id.as_str()), Ok(id.clone()));
         assert_eq!(id.as_str().len(), RoomId::LEN);
-        assert_eq!(
-            RoomId::from_random([255; RoomId::LEN]).as_str(),
-            "7".repeat(RoomId::LEN)
-        );
-        assert_eq!(
-            RoomId::from_random([0; RoomId::LEN]).as_str(),
-            "a".repeat(RoomId::LEN)
-        );
+        assert_eq!(RoomId::from_random([255; RoomId::LEN]).as_str(), "7".repeat(RoomId::LEN));
+        assert_eq!(RoomId::from_random([0; RoomId::LEN]).as_str(), "a".repeat(RoomId::LEN));
     }
 
     #[test]
     fn malformed_ids_are_refused_with_the_reason() {
         assert_eq!(RoomId::parse(""), Err(RoomIdError::Length { found: 0 }));
-        assert_eq!(
-            RoomId::parse(&"a".repeat(27)),
-            Err(RoomIdError::Length { found: 27 })
-        );
-        assert_eq!(
-            RoomId::parse(&format!("{}A", "a".repeat(25))),
-            Err(RoomIdError::Character { at: 25 })
-        );
-        assert_eq!(
-            RoomId::parse(&format!("../{}", "a".repeat(23))),
-            Err(RoomIdError::Character { at: 0 })
-        );
-        assert_eq!(
-            RoomId::parse(&format!("{}01", "a".repeat(24))),
-            Err(RoomIdError::Character { at: 24 })
-        );
+        assert_eq!(RoomId::parse(&"a".repeat(27)), Err(RoomIdError::Length { found: 27 }));
+        assert_eq!(RoomId::parse(&format!("{}A", "a".repeat(25))), Err(RoomIdError::Character { at: 25 }));
+        assert_eq!(RoomId::parse(&format!("../{}", "a".repeat(23))), Err(RoomIdError::Character { at: 0 }));
+        assert_eq!(RoomId::parse(&format!("{}01", "a".repeat(24))), Err(RoomIdError::Character { at: 24 }));
         // Multi-byte text of the right byte length is still refused.
-        assert_eq!(
-            RoomId::parse(&format!("é{}", "a".repeat(24))),
-            Err(RoomIdError::Character { at: 0 })
-        );
+        assert_eq!(RoomId::parse(&format!("é{}", "a".repeat(24))), Err(RoomIdError::Character { at: 0 }));
     }
 
     #[test]
@@ -218,6 +198,14 @@ mod tests {
         let b = room.join('b').unwrap();
         assert_eq!(room.join('c'), Err(RoomFull { capacity: 2 }));
         assert_eq!(room.others(a).collect::<Vec<_>>(), vec![(b, &'b')]);
+        assert_eq!(room.find(|v| *v == 'b'), Some(b));
+        assert_eq!(room.find(|v| *v == 'z'), None);
+        *room.get_mut(b).unwrap() = 'B';
+        for (_, v) in room.others_mut(b) {
+            *v = 'A';
+        }
+        assert_eq!((room.get(a), room.get(b)), (Some(&'A'), Some(&'B')));
+        *room.get_mut(b).unwrap() = 'b';
         assert_eq!(room.leave(b), Some('b'));
         assert_eq!(room.leave(b), None);
         let c = room.join('c').unwrap();

@@ -9,7 +9,9 @@ use std::time::Duration;
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use relay::Config;
-use shared::protocol::{ClientMessage, PROTOCOL_VERSION, ServerMessage, Signal};
+use shared::protocol::{
+    ClientMessage, ErrorCode, IceServer, IceTransportPolicy, PROTOCOL_VERSION, ServerMessage, Signal,
+};
 use shared::room::{PeerId, RoomId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -38,13 +40,7 @@ impl Relay {
     /// Starts a relay with default settings plus `flags` (as on the command line).
     pub async fn start(flags: &[&str]) -> Result<Self, Box<dyn std::error::Error>> {
         let dir = static_dir()?;
-        let mut args = vec![
-            "relay",
-            "--port",
-            "0",
-            "--static-dir",
-            dir.to_str().ok_or("path")?,
-        ];
+        let mut args = vec!["relay", "--port", "0", "--static-dir", dir.to_str().ok_or("path")?];
         args.extend_from_slice(flags);
         let config = Config::try_parse_from(args)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -53,15 +49,22 @@ impl Relay {
         let task = tokio::spawn(relay::run(listener, config, async {
             let _ = stopped.await;
         }));
-        Ok(Self {
-            addr,
-            stop: Some(stop),
-            task,
-        })
+        Ok(Self { addr, stop: Some(stop), task })
     }
 
     pub async fn client(&self) -> Result<Client, Box<dyn std::error::Error>> {
         let (socket, _) = connect_async(format!("ws://{}/ws", self.addr)).await?;
+        Ok(Client { socket })
+    }
+
+    /// Opens the socket as a page from `origin` would.
+    pub async fn client_from(&self, origin: &str) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = format!("ws://{}/ws", self.addr).into_client_request()?;
+        request
+            .headers_mut()
+            .insert("origin", origin.parse().map_err(tokio_tungstenite::tungstenite::http::Error::from)?);
+        let (socket, _) = connect_async(request).await?;
         Ok(Client { socket })
     }
 
@@ -74,21 +77,12 @@ impl Relay {
     /// Sends a plain HTTP/1.1 GET and returns the whole response.
     pub async fn get_full(&self, path: &str) -> Result<HttpResponse, Box<dyn std::error::Error>> {
         let mut stream = TcpStream::connect(self.addr).await?;
-        stream
-            .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await?;
+        stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes()).await?;
         let mut response = String::new();
         tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response)).await??;
         let status = response.get(9..12).ok_or("short response")?.parse()?;
         let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        Ok(HttpResponse {
-            status,
-            head: head.to_ascii_lowercase(),
-            body: body.to_owned(),
-        })
+        Ok(HttpResponse { status, head: head.to_ascii_lowercase(), body: body.to_owned() })
     }
 
     /// Triggers shutdown and waits for `run` to return.
@@ -118,9 +112,7 @@ pub struct HttpResponse {
 impl HttpResponse {
     /// The value of header `name` (lower-case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.head
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(':').map(str::trim))
+        self.head.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix(':').map(str::trim))
     }
 }
 
@@ -143,12 +135,15 @@ impl Client {
         Ok(())
     }
 
-    /// The next frame, which must come within [`PATIENCE`].
+    /// The next frame, which must come within [`PATIENCE`]. WebSocket pings are skipped:
+    /// the client answers them by itself.
     pub async fn next_frame(&mut self) -> Result<Message, Box<dyn std::error::Error>> {
-        let frame = tokio::time::timeout(PATIENCE, self.socket.next())
-            .await?
-            .ok_or("socket ended")??;
-        Ok(frame)
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.socket.next()).await?.ok_or("socket ended")??;
+            if !matches!(frame, Message::Ping(_) | Message::Pong(_)) {
+                return Ok(frame);
+            }
+        }
     }
 
     /// The next message, which must come within [`PATIENCE`].
@@ -167,32 +162,53 @@ impl Client {
         }
     }
 
-    /// Fails if anything arrives within [`QUIET`].
+    /// Fails if any message arrives within [`QUIET`].
     pub async fn expect_nothing(&mut self) -> TestResult {
-        match tokio::time::timeout(QUIET, self.socket.next()).await {
+        match tokio::time::timeout(QUIET, self.next_frame()).await {
             Err(_) => Ok(()),
             Ok(frame) => Err(format!("expected silence, got {frame:?}").into()),
         }
     }
 
     /// Joins `room` and returns the assigned id and who was there.
-    pub async fn join(
-        &mut self,
-        room: &RoomId,
-    ) -> Result<(PeerId, Vec<PeerId>), Box<dyn std::error::Error>> {
-        self.send(&ClientMessage::Join {
-            version: PROTOCOL_VERSION,
-            room: room.to_string(),
-        })
-        .await?;
+    pub async fn join(&mut self, room: &RoomId) -> Result<(PeerId, Vec<PeerId>), Box<dyn std::error::Error>> {
+        let joined = self.join_as(room, None).await?;
+        Ok((joined.you, joined.peers))
+    }
+
+    /// Joins `room`, resuming with `token` if given, and returns the whole answer.
+    pub async fn join_as(&mut self, room: &RoomId, resume: Option<&str>) -> Result<Joined, Box<dyn std::error::Error>> {
+        self.send(&join_message(room.as_str(), resume)).await?;
         match self.recv().await? {
-            ServerMessage::Joined { you, peers, .. } => Ok((you, peers)),
+            ServerMessage::Joined { you, peers, ice_servers, ice_transport_policy, resume, .. } => {
+                Ok(Joined { you, peers, ice_servers, ice_transport_policy, resume })
+            }
             other => Err(format!("expected joined, got {other:?}").into()),
+        }
+    }
+
+    /// The next message must be an error with `code`.
+    pub async fn expect_error(&mut self, code: ErrorCode) -> TestResult {
+        match self.recv().await? {
+            ServerMessage::Error { code: got, .. } if got == code => Ok(()),
+            other => Err(format!("expected error {code:?}, got {other:?}").into()),
         }
     }
 
     pub async fn signal(&mut self, to: PeerId, signal: Signal) -> TestResult {
         self.send(&ClientMessage::Signal { to, signal }).await
+    }
+
+    /// Drops the connection without a close frame, as a phone losing its network does.
+    pub fn vanish(self) {
+        drop(self.socket);
+    }
+
+    /// Closes with a close frame carrying `code`.
+    pub async fn close_with(mut self, code: u16) -> TestResult {
+        let frame = CloseFrame { code: code.into(), reason: "".into() };
+        self.socket.close(Some(frame)).await?;
+        Ok(())
     }
 
     pub async fn close(mut self) -> TestResult {
@@ -201,15 +217,67 @@ impl Client {
     }
 }
 
+/// What `joined` said.
+#[derive(Debug)]
+pub struct Joined {
+    pub you: PeerId,
+    pub peers: Vec<PeerId>,
+    pub ice_servers: Vec<IceServer>,
+    pub ice_transport_policy: IceTransportPolicy,
+    pub resume: String,
+}
+
+pub fn join_message(room: &str, resume: Option<&str>) -> ClientMessage {
+    ClientMessage::Join { version: PROTOCOL_VERSION, room: room.to_owned(), resume: resume.map(str::to_owned) }
+}
+
+/// Two people talking in a room of their own, to prove that an attack elsewhere does not
+/// reach them.
+pub struct Bystanders {
+    one: Client,
+    two: Client,
+    ids: (PeerId, PeerId),
+}
+
+impl Bystanders {
+    pub async fn new(relay: &Relay) -> Result<Self, Box<dyn std::error::Error>> {
+        let room = room(250);
+        let (mut one, mut two) = (relay.client().await?, relay.client().await?);
+        let (a, _) = one.join(&room).await?;
+        let (b, _) = two.join(&room).await?;
+        one.recv().await?;
+        Ok(Self { one, two, ids: (a, b) })
+    }
+
+    /// Each of the two receives exactly `message` next.
+    pub async fn both_hear(&mut self, message: ServerMessage) -> TestResult {
+        assert_eq!(self.one.recv().await?, message);
+        assert_eq!(self.two.recv().await?, message);
+        Ok(())
+    }
+
+    /// Both still talk to each other, and heard nothing else in the meantime.
+    pub async fn still_fine(&mut self) -> TestResult {
+        let (a, b) = self.ids;
+        self.one.expect_nothing().await?;
+        self.two.expect_nothing().await?;
+        self.one.signal(b, offer("still here")).await?;
+        assert_eq!(self.two.recv().await?, ServerMessage::Signal { from: a, signal: offer("still here") });
+        self.two.signal(a, offer("me too")).await?;
+        assert_eq!(self.one.recv().await?, ServerMessage::Signal { from: b, signal: offer("me too") });
+        Ok(())
+    }
+}
+
 /// A fresh, valid room id; `n` makes distinct ones.
 pub fn room(n: u8) -> RoomId {
+    // Room ids use five bits of each byte: spread `n` over two characters.
     let mut bytes = [7u8; RoomId::LEN];
     bytes[0] = n;
+    bytes[1] = n >> 5;
     RoomId::from_random(bytes)
 }
 
 pub fn offer(sdp: &str) -> Signal {
-    Signal::Offer {
-        sdp: sdp.to_owned(),
-    }
+    Signal::Offer { sdp: sdp.to_owned() }
 }

@@ -1,0 +1,413 @@
+//! A catalogue of hostile and broken clients, over real sockets. Each case asserts the
+//! relay's exact answer, and that two people talking in another room noticed nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Bystanders, Relay, TestResult, join_message, offer, room};
+use shared::protocol::{ClientMessage, ErrorCode, MAX_FRAME_BYTES, PROTOCOL_VERSION, ServerMessage};
+use shared::room::PeerId;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+/// Sends each frame and expects `code` back for each, then proves the socket still works.
+async fn refused_and_still_usable(relay: &Relay, frames: &[&str], code: ErrorCode) -> TestResult {
+    let mut bystanders = Bystanders::new(relay).await?;
+    let mut client = relay.client().await?;
+    for frame in frames {
+        client.send_text(frame).await?;
+        client.expect_error(code).await.map_err(|e| format!("{frame}: {e}"))?;
+    }
+    assert_eq!(client.join(&room(1)).await?, (PeerId(1), vec![]));
+    bystanders.still_fine().await
+}
+
+/// Expects the relay to close `client` with `code`.
+async fn closed_with(client: &mut common::Client, code: u16) -> TestResult {
+    loop {
+        match client.next_frame().await? {
+            Message::Close(Some(frame)) => {
+                assert_eq!(u16::from(frame.code), code, "closed with {frame:?}");
+                return Ok(());
+            }
+            Message::Close(None) => return Err(format!("closed without a code, expected {code}").into()),
+            // Answers to what was sent before the offending frame may come first.
+            _ => continue,
+        }
+    }
+}
+
+#[tokio::test]
+async fn case_01_malformed_json() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    refused_and_still_usable(&relay, &["not json", "{", r#"{"type":"join""#, "\u{0}"], ErrorCode::BadMessage).await
+}
+
+#[tokio::test]
+async fn case_02_empty_frame() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    refused_and_still_usable(&relay, &["", " "], ErrorCode::BadMessage).await
+}
+
+#[tokio::test]
+async fn case_03_json_that_is_not_a_message() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    refused_and_still_usable(&relay, &["[]", "null", "42", "\"join\"", "{}"], ErrorCode::BadMessage).await
+}
+
+#[tokio::test]
+async fn case_04_unknown_message_types() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let frames =
+        [r#"{"type":"dance"}"#, r#"{"type":"JOIN","version":1,"room":"x"}"#, r#"{"type":"peer_left","peer":1}"#];
+    refused_and_still_usable(&relay, &frames, ErrorCode::BadMessage).await
+}
+
+#[tokio::test]
+async fn case_05_fields_of_the_wrong_type() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let frames = [
+        r#"{"type":"join","version":"1","room":"x"}"#,
+        r#"{"type":"join","version":-1,"room":"x"}"#,
+        r#"{"type":"join","version":1,"room":7}"#,
+        r#"{"type":"signal","to":"1","signal":{"kind":"offer","sdp":""}}"#,
+        r#"{"type":"signal","to":4294967296,"signal":{"kind":"offer","sdp":""}}"#,
+    ];
+    refused_and_still_usable(&relay, &frames, ErrorCode::BadMessage).await
+}
+
+#[tokio::test]
+async fn case_06_missing_fields() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let frames = [
+        r#"{"type":"join","room":"x"}"#,
+        r#"{"type":"signal","to":1}"#,
+        r#"{"type":"signal","to":1,"signal":{"kind":"offer"}}"#,
+    ];
+    refused_and_still_usable(&relay, &frames, ErrorCode::BadMessage).await
+}
+
+#[tokio::test]
+async fn case_07_spoofed_from_is_refused_and_delivers_nothing() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let (mut ana, mut mallory) = (relay.client().await?, relay.client().await?);
+    ana.join(&room(7)).await?;
+    mallory.join(&room(7)).await?;
+    ana.recv().await?;
+    mallory.send_text(r#"{"type":"signal","to":1,"from":3,"signal":{"kind":"offer","sdp":"x"}}"#).await?;
+    mallory.expect_error(ErrorCode::BadMessage).await?;
+    ana.expect_nothing().await?;
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_08_binary_frames() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let mut client = relay.client().await?;
+    let json = join_message(room(8).as_str(), None).encode();
+    client.send_frame(Message::binary(json.into_bytes())).await?;
+    client.expect_error(ErrorCode::BadMessage).await?;
+    client.join(&room(8)).await?;
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_09_invalid_utf8_in_a_text_frame_closes_with_1007() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let (mut ana, mut client) = (relay.client().await?, relay.client().await?);
+    ana.join(&room(9)).await?;
+    let (id, _) = client.join(&room(9)).await?;
+    ana.recv().await?;
+    client
+        .send_frame(Message::Frame(Frame::message(vec![0xff_u8, 0xfe, 0x7b], OpCode::Data(Data::Text), true)))
+        .await?;
+    closed_with(&mut client, 1007).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::PeerLeft { peer: id });
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_10_deeply_nested_json() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let deep = format!(r#"{{"type":"join","version":1,"room":{}{}}}"#, "[".repeat(20_000), "]".repeat(20_000));
+    refused_and_still_usable(&relay, &[&deep], ErrorCode::BadMessage).await
+}
+
+#[tokio::test]
+async fn case_11_a_message_over_64_kib_closes_with_1009_and_the_room_is_told() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let (mut ana, mut bo) = (relay.client().await?, relay.client().await?);
+    ana.join(&room(11)).await?;
+    bo.join(&room(11)).await?;
+    ana.recv().await?;
+    bo.send_text(&"x".repeat(MAX_FRAME_BYTES + 1)).await?;
+    closed_with(&mut bo, 1009).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::PeerLeft { peer: PeerId(2) });
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_12_a_message_of_exactly_64_kib_is_still_signaling() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let (mut ana, mut bo) = (relay.client().await?, relay.client().await?);
+    ana.join(&room(12)).await?;
+    bo.join(&room(12)).await?;
+    ana.recv().await?;
+    let sdp = "x".repeat(MAX_FRAME_BYTES - 59);
+    let message = format!(r#"{{"type":"signal","to":1,"signal":{{"kind":"offer","sdp":"{sdp}"}}}}"#);
+    assert_eq!(message.len(), MAX_FRAME_BYTES);
+    bo.send_text(&message).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::Signal { from: PeerId(2), signal: offer(&sdp) });
+    Ok(())
+}
+
+#[tokio::test]
+async fn case_13_wrong_protocol_version() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let mut client = relay.client().await?;
+    for version in [0, PROTOCOL_VERSION + 1, u32::MAX] {
+        client.send(&ClientMessage::Join { version, room: room(13).to_string(), resume: None }).await?;
+        client.expect_error(ErrorCode::UnsupportedVersion).await?;
+    }
+    client.join(&room(13)).await?;
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_14_bad_room_ids() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let mut client = relay.client().await?;
+    let long = "a".repeat(10_000);
+    for bad in [
+        "",
+        "short",
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "../../../../../etc/passwd00",
+        "aaaaaaaaaaaaaaaaaaaaaaaaa\u{e9}",
+        &long,
+    ] {
+        client.send(&join_message(bad, None)).await?;
+        client.expect_error(ErrorCode::BadRoomId).await?;
+    }
+    client.join(&room(14)).await?;
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_15_signal_and_leave_before_joining() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let mut client = relay.client().await?;
+    // The bystanders are peers 1 and 2 of their room: a stranger cannot reach them.
+    client.signal(PeerId(1), offer("hello?")).await?;
+    client.expect_error(ErrorCode::NotJoined).await?;
+    client.send(&ClientMessage::Leave {}).await?;
+    client.expect_error(ErrorCode::NotJoined).await?;
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_16_joining_twice() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let mut client = relay.client().await?;
+    client.join(&room(16)).await?;
+    for r in [room(16), room(17), room(250)] {
+        client.send(&join_message(r.as_str(), None)).await?;
+        client.expect_error(ErrorCode::AlreadyJoined).await?;
+    }
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_17_signals_to_yourself_or_to_nobody() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let mut client = relay.client().await?;
+    let (me, _) = client.join(&room(17)).await?;
+    for to in [me, PeerId(2), PeerId(0), PeerId(u32::MAX)] {
+        client.signal(to, offer("anyone?")).await?;
+        client.expect_error(ErrorCode::UnknownPeer).await?;
+    }
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_18_signals_never_cross_rooms_even_when_ids_coincide() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let (mut cy, mut dee) = (relay.client().await?, relay.client().await?);
+    // The bystanders are peers 1 and 2 of their room; cy and dee are 1 and 2 of theirs.
+    assert_eq!(cy.join(&room(18)).await?.0, PeerId(1));
+    assert_eq!(dee.join(&room(18)).await?.0, PeerId(2));
+    cy.recv().await?;
+    dee.signal(PeerId(1), offer("for cy")).await?;
+    assert_eq!(cy.recv().await?, ServerMessage::Signal { from: PeerId(2), signal: offer("for cy") });
+    dee.signal(PeerId(3), offer("for nobody")).await?;
+    dee.expect_error(ErrorCode::UnknownPeer).await?;
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_19_join_flood_from_one_address_hits_the_room_limit() -> TestResult {
+    let relay = Relay::start(&["--rooms-per-ip", "3"]).await?;
+    // The bystanders' room is the first of this address's three.
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let mut clients = Vec::new();
+    for n in 0..2 {
+        let mut client = relay.client().await?;
+        client.join(&room(190 + n)).await?;
+        clients.push(client);
+    }
+    let mut flooder = relay.client().await?;
+    for n in 0..5 {
+        flooder.send(&join_message(room(200 + n).as_str(), None)).await?;
+        flooder.expect_error(ErrorCode::TooManyRooms).await?;
+    }
+    // Joining a room that already exists creates nothing, so it is allowed.
+    assert_eq!(flooder.join(&room(190)).await?.1, vec![PeerId(1)]);
+    bystanders.still_fine().await?;
+    // Closing a room frees a place.
+    clients.pop().ok_or("no client")?.close().await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut late = relay.client().await?;
+    late.join(&room(210)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn case_20_message_flood_is_rate_limited_then_closed_with_1008() -> TestResult {
+    let relay = Relay::start(&["--messages-per-second", "10", "--message-burst", "20"]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let (mut ana, mut flooder) = (relay.client().await?, relay.client().await?);
+    ana.join(&room(20)).await?;
+    let (id, _) = flooder.join(&room(20)).await?;
+    ana.recv().await?;
+    for n in 0..200 {
+        flooder.signal(PeerId(1), offer(&n.to_string())).await?;
+    }
+    let mut limited = 0;
+    loop {
+        match flooder.next_frame().await? {
+            Message::Text(text) => {
+                assert!(text.contains("rate_limited"), "unexpected answer to a flood: {text}");
+                limited += 1;
+            }
+            Message::Close(frame) => {
+                assert_eq!(frame.map(|f| u16::from(f.code)), Some(1008));
+                break;
+            }
+            other => return Err(format!("unexpected frame {other:?}").into()),
+        }
+    }
+    assert_eq!(limited, 3, "the first strikes are answered, the rest dropped quietly");
+    // Ana got the burst, then the flooder was evicted.
+    let mut delivered = 0;
+    loop {
+        match ana.recv().await? {
+            ServerMessage::Signal { from, .. } if from == id => delivered += 1,
+            ServerMessage::PeerLeft { peer } if peer == id => break,
+            other => return Err(format!("unexpected {other:?}").into()),
+        }
+    }
+    // The join took one message of the burst.
+    assert!((19..=25).contains(&delivered), "{delivered} signals passed the limiter");
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_21_too_many_sockets_from_one_address() -> TestResult {
+    let relay = Relay::start(&["--sockets-per-ip", "4"]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let (mut third, fourth) = (relay.client().await?, relay.client().await?);
+    let mut fifth = relay.client().await?;
+    fifth.expect_error(ErrorCode::TooManyConnections).await?;
+    closed_with(&mut fifth, 1008).await?;
+    third.join(&room(21)).await?;
+    bystanders.still_fine().await?;
+    fourth.close().await?;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut again = relay.client().await?;
+    again.join(&room(21)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn case_22_a_half_open_socket_is_evicted_and_the_room_told() -> TestResult {
+    let relay = Relay::start(&["--ping-interval", "200ms", "--idle-timeout", "1200ms"]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let (mut ana, mut ghost) = (relay.client().await?, relay.client().await?);
+    ana.join(&room(22)).await?;
+    let (ghost_id, _) = ghost.join(&room(22)).await?;
+    ana.recv().await?;
+    // From now on the ghost reads nothing, so it answers no ping. Everyone else keeps
+    // reading (and so answering pings) while waiting.
+    let started = std::time::Instant::now();
+    let left = loop {
+        bystanders.still_fine().await?;
+        match tokio::time::timeout(Duration::from_millis(100), ana.recv()).await {
+            Ok(message) => break message?,
+            Err(_) if started.elapsed() < Duration::from_secs(5) => continue,
+            Err(_) => return Err("the ghost was never evicted".into()),
+        }
+    };
+    assert_eq!(left, ServerMessage::PeerLeft { peer: ghost_id });
+    assert!(started.elapsed() >= Duration::from_millis(1000), "evicted too early: {:?}", started.elapsed());
+    drop(ghost);
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_23_sockets_from_other_origins_are_refused() -> TestResult {
+    let relay = Relay::start(&["--allowed-origin", "https://call.example.org"]).await?;
+    let mut good = relay.client_from("https://call.example.org").await?;
+    good.join(&room(23)).await?;
+    for origin in ["https://evil.example", "https://call.example.org.evil.example", "null"] {
+        let refused = relay.client_from(origin).await;
+        assert!(refused.as_ref().is_err_and(|e| e.to_string().contains("403")), "{origin}: {:?}", refused.err());
+    }
+    assert!(relay.client().await.is_err(), "a socket without an Origin was accepted");
+    good.expect_nothing().await
+}
+
+#[tokio::test]
+async fn case_24_a_forged_resume_token_takes_no_seat() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    for token in ["0".repeat(32), String::new(), "x".repeat(5000)] {
+        // Mallory has the bystanders' link but not their tokens: she can only come in as
+        // a newcomer, in plain sight, never as one of them.
+        let mut mallory = relay.client().await?;
+        let joined = mallory.join_as(&room(250), Some(&token)).await?;
+        assert!(joined.you > PeerId(2), "a forged token got seat {}", joined.you);
+        bystanders.both_hear(ServerMessage::PeerJoined { peer: joined.you }).await?;
+        mallory.send(&ClientMessage::Leave {}).await?;
+        bystanders.both_hear(ServerMessage::PeerLeft { peer: joined.you }).await?;
+    }
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_25_a_resume_token_from_another_room_is_not_honoured() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let (mut ana, mut bo) = (relay.client().await?, relay.client().await?);
+    ana.join(&room(25)).await?;
+    let first = bo.join_as(&room(25), None).await?;
+    ana.recv().await?;
+    let mut thief = relay.client().await?;
+    let joined = thief.join_as(&room(26), Some(&first.resume)).await?;
+    assert_eq!((joined.you, joined.peers), (PeerId(1), vec![]));
+    ana.expect_nothing().await?;
+    bo.signal(PeerId(1), offer("still mine")).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::Signal { from: first.you, signal: offer("still mine") });
+    bystanders.still_fine().await
+}
