@@ -58,3 +58,18 @@ build_frontend() {
   find dist -type f \( -name '*.html' -o -name '*.js' -o -name '*.wasm' -o -name '*.css' \) \
     -exec gzip -9 --keep --force {} +
 }
+
+# Runs "$@" in a network namespace that has only a loopback interface, so that WebRTC in
+# the end-to-end tests can use nothing but 127.0.0.1 (the machine's LAN address is never
+# a candidate). Falls back to the host's namespace, with a note, where namespaces cannot
+# be made (not root, no iproute2).
+in_loopback_namespace() {
+  local ns=linkcall-e2e
+  if ip netns list 2>/dev/null | grep -qw "$ns" || as_root ip netns add "$ns" 2>/dev/null; then
+    as_root ip netns exec "$ns" ip link set lo up
+    as_root ip netns exec "$ns" env PATH="$PATH" HOME="$HOME" "$@"
+  else
+    say "note: no network namespace here; the browsers may use this machine's LAN address"
+    "$@"
+  fi
+}

@@ -101,6 +101,54 @@ impl Drop for Relay {
     }
 }
 
+/// Debian's coturn on a free loopback port, checking credentials with a shared secret
+/// (`use-auth-secret`, the "TURN REST API"). Killed on drop.
+pub struct Coturn {
+    port: u16,
+    _process: Child,
+}
+
+impl Coturn {
+    /// Starts `turnserver` (or `$TURNSERVER`) with `secret`.
+    pub async fn start(secret: &str) -> Result<Self> {
+        let program = std::env::var("TURNSERVER").unwrap_or_else(|_| "turnserver".into());
+        let port = free_port().await?;
+        let process = Command::new(&program)
+            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--log-file=stdout", "--simple-log"])
+            .args(["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers"])
+            .arg(format!("--listening-port={port}"))
+            .args(["--use-auth-secret", &format!("--static-auth-secret={secret}"), "--realm=linkcall.test"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                Error::Missing(format!(
+                    "cannot start `{program}` ({e}): install Debian's coturn (`apt-get install coturn`), \
+                     or run `bash scripts/test.sh`, which does"
+                ))
+            })?;
+        wait_for_port(port, &program).await?;
+        Ok(Self { port, _process: process })
+    }
+
+    /// The TURN URL the relay hands out.
+    pub fn url(&self) -> String {
+        format!("turn:127.0.0.1:{}?transport=udp", self.port)
+    }
+}
+
+async fn wait_for_port(port: u16, program: &str) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if Instant::now() > deadline {
+            return Err(Error::Timeout { what: format!("{program} to listen"), after: Duration::from_secs(20) });
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 /// A ChromeDriver process on a free port. Killed on drop.
 pub struct ChromeDriver {
     url: String,
@@ -121,6 +169,8 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--disable-dev-shm-usage",
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
+    // The tests run in a network namespace with loopback only: let WebRTC use it.
+    "--allow-loopback-in-peer-connection",
     "--window-size=1280,900",
 ];
 
@@ -141,13 +191,7 @@ impl ChromeDriver {
                      (`apt-get install chromium chromium-driver`), or run `bash scripts/test.sh`, which does"
                 ))
             })?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            if Instant::now() > deadline {
-                return Err(Error::Timeout { what: format!("{program} to listen"), after: Duration::from_secs(20) });
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_for_port(port, &program).await?;
         Ok(Self { url: format!("http://127.0.0.1:{port}"), _process: process })
     }
 
@@ -188,6 +232,8 @@ pub struct PeerInfo {
     pub bytes_sent: u64,
     /// `data-audio-level`: RMS level heard from this peer over the last second.
     pub level: f64,
+    /// `data-path`: the type of our candidate on the selected pair (`host`, `relay`...).
+    pub path: String,
 }
 
 /// One person's browser.
@@ -242,22 +288,27 @@ impl Browser {
 
     /// Waits until the call state is `state`; returns how long that took.
     pub async fn wait_state(&self, state: &str) -> Result<Duration> {
+        self.wait_state_for(state, PATIENCE).await
+    }
+
+    /// Waits up to `patience` until the call state is `state`; returns how long that took.
+    pub async fn wait_state_for(&self, state: &str, patience: Duration) -> Result<Duration> {
         let start = Instant::now();
         let mut last = String::new();
-        while start.elapsed() < PATIENCE {
+        while start.elapsed() < patience {
             last = self.call_state().await?;
             if last == state {
                 return Ok(start.elapsed());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Err(Error::Timeout { what: format!("call state {state} (still {last})"), after: PATIENCE })
+        Err(Error::Timeout { what: format!("call state {state} (still {last})"), after: patience })
     }
 
     /// The remote participants as the page shows them.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>> {
         let script = r#"return [...document.querySelectorAll('[data-testid="peer"]')].map(e => [
-            e.dataset.peerId, e.dataset.bytesReceived, e.dataset.bytesSent, e.dataset.audioLevel])"#;
+            e.dataset.peerId, e.dataset.bytesReceived, e.dataset.bytesSent, e.dataset.audioLevel, e.dataset.path])"#;
         let rows = self.client.execute(script, vec![]).await?;
         let parse = |v: &Value| v.as_str().unwrap_or("0").parse::<f64>().unwrap_or(0.0);
         Ok(rows
@@ -271,6 +322,7 @@ impl Browser {
                     bytes_received: parse(row.get(1)?) as u64,
                     bytes_sent: parse(row.get(2)?) as u64,
                     level: parse(row.get(3)?),
+                    path: row.get(4)?.as_str().unwrap_or_default().to_owned(),
                 })
             })
             .collect())

@@ -37,9 +37,10 @@ use tower_http::trace::TraceLayer;
 pub use config::{Config, LogFormat};
 pub use socket::{CLOSE_REPLACED, CLOSE_RESUMING};
 
-/// Signaling frames are small: a read buffer of a few KiB instead of tungstenite's 128 KiB
-/// keeps an idle socket cheap. Larger messages (up to the configured limit) still arrive.
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Signaling frames are small (a candidate is ~200 B): a read buffer of 1 KiB instead of
+/// tungstenite's 128 KiB keeps an idle socket cheap. The buffer grows for a larger message
+/// (an SDP offer is a few KiB), up to the configured limit.
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// How long open sockets get to close after shutdown starts before the relay returns.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

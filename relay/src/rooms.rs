@@ -19,8 +19,9 @@ use tokio::sync::mpsc;
 
 use crate::metrics;
 
-/// How a socket task receives what the room sends its peer.
-pub type Outbox = mpsc::Sender<ServerMessage>;
+/// How a socket task receives what the room sends its peer: messages already encoded, so
+/// a broadcast is encoded once and each queue slot is a pointer, not a whole message.
+pub type Outbox = mpsc::Sender<String>;
 
 /// How many messages may wait for one peer, live or parked. Beyond that the peer is not
 /// keeping up, and messages for it are dropped rather than held for ever.
@@ -58,7 +59,7 @@ struct Member {
 #[derive(Debug)]
 enum Attachment {
     Live(Outbox),
-    Parked(Vec<ServerMessage>),
+    Parked(Vec<String>),
 }
 
 /// A place in a room, as the socket that holds it knows it.
@@ -131,9 +132,10 @@ impl Rooms {
             }
         };
         let mut peers = Vec::with_capacity(entry.roster.len() - 1);
+        let joined = ServerMessage::PeerJoined { peer: id }.encode();
         for (peer, member) in entry.roster.others_mut(id) {
             peers.push(peer);
-            member.deliver(ServerMessage::PeerJoined { peer: id });
+            member.deliver(joined.clone());
         }
         census(rooms);
         Ok(Seat { id, peers, token, generation })
@@ -195,8 +197,9 @@ impl Rooms {
             return;
         }
         entry.roster.leave(id);
+        let left = ServerMessage::PeerLeft { peer: id }.encode();
         for (_, member) in entry.roster.others_mut(id) {
-            member.deliver(ServerMessage::PeerLeft { peer: id });
+            member.deliver(left.clone());
         }
         if entry.roster.is_empty() {
             forget(rooms, created_by, room);
@@ -209,9 +212,11 @@ impl Rooms {
         if from == to {
             return Err(UnknownPeer);
         }
+        // Encoded before taking the lock: an SDP is a few KiB of JSON.
+        let message = ServerMessage::Signal { from, signal }.encode();
         let mut inner = self.lock();
         let member = inner.rooms.get_mut(room).and_then(|r| r.roster.get_mut(to)).ok_or(UnknownPeer)?;
-        member.deliver(ServerMessage::Signal { from, signal });
+        member.deliver(message);
         Ok(())
     }
 }
@@ -228,7 +233,7 @@ fn forget(rooms: &mut HashMap<RoomId, Room>, created_by: &mut HashMap<IpAddr, us
 }
 
 impl Member {
-    fn deliver(&mut self, message: ServerMessage) {
+    fn deliver(&mut self, message: String) {
         let delivered = match &mut self.attachment {
             Attachment::Live(outbox) => outbox.try_send(message).is_ok(),
             Attachment::Parked(backlog) if backlog.len() < OUTBOX_CAPACITY => {

@@ -73,7 +73,7 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, ip: IpAddr, admitte
                 }
             }
             message = next(&mut session.inbox) => match message {
-                Some(message) => Step::Send(message),
+                Some(message) => Step::Forward(message),
                 None => Step::End(Some((CLOSE_REPLACED, "resumed elsewhere")), End::Replaced),
             },
             _ = ticker.tick() => {
@@ -96,6 +96,10 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, ip: IpAddr, admitte
                 }
                 Message::Text(message.encode().into())
             }
+            Step::Forward(message) => {
+                metrics::message_out();
+                Message::Text(message.into())
+            }
             Step::Ping => Message::Ping(Default::default()),
             Step::End(frame, end) => {
                 if let Some((code, reason)) = frame {
@@ -117,7 +121,10 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, ip: IpAddr, admitte
 /// What to do after one event.
 enum Step {
     Continue,
+    /// An answer of the relay's own.
     Send(ServerMessage),
+    /// A message from the room, already encoded.
+    Forward(String),
     Ping,
     /// End the session, with a close frame to send first if any.
     End(Option<(u16, &'static str)>, End),
@@ -141,7 +148,7 @@ struct Session<'a> {
     ip: IpAddr,
     seat: Option<(RoomId, Seat)>,
     /// What the room sends this peer; `None` outside a room.
-    inbox: Option<mpsc::Receiver<ServerMessage>>,
+    inbox: Option<mpsc::Receiver<String>>,
     limiter: DefaultDirectRateLimiter,
     /// Messages over the rate limit in a row.
     strikes: u32,
@@ -268,7 +275,7 @@ impl Session<'_> {
 }
 
 /// The next message for this peer; never resolves outside a room.
-async fn next(inbox: &mut Option<mpsc::Receiver<ServerMessage>>) -> Option<ServerMessage> {
+async fn next(inbox: &mut Option<mpsc::Receiver<String>>) -> Option<String> {
     match inbox {
         Some(inbox) => inbox.recv().await,
         None => std::future::pending().await,
