@@ -3,7 +3,7 @@
 # the frontend, checks formatting and lints, and runs every test: unit, relay integration
 # over real sockets, and end-to-end calls between real Chromium instances.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-ensure_apt chromium chromium-driver coturn iproute2 ca-certificates
+ensure_apt chromium chromium-driver coturn iproute2 nftables ca-certificates
 build_frontend
 say "cargo fmt --check"
 cargo fmt --all --check

@@ -58,6 +58,7 @@ pub fn workspace_root() -> PathBuf {
 /// A relay running in this process on a free loopback port, serving `dist/`.
 pub struct Relay {
     addr: SocketAddr,
+    config: relay::Config,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::result::Result<(), relay::Error>>,
 }
@@ -78,11 +79,40 @@ impl Relay {
         let config = relay::Config::try_parse_from(args).map_err(|e| Error::Unexpected(e.to_string()))?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
+        let (stop, task) = Self::serve(listener, config.clone());
+        Ok(Self { addr, config, stop: Some(stop), task })
+    }
+
+    fn serve(
+        listener: TcpListener,
+        config: relay::Config,
+    ) -> (oneshot::Sender<()>, JoinHandle<std::result::Result<(), relay::Error>>) {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(relay::run(listener, config, async {
             let _ = stopped.await;
         }));
-        Ok(Self { addr, stop: Some(stop), task })
+        (stop, task)
+    }
+
+    /// Shuts the relay down as SIGTERM would (sockets close with 1012) and waits for it.
+    pub async fn stop(&mut self) -> Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.task).await {
+            Ok(served) => served.map_err(|e| Error::Unexpected(e.to_string())),
+            Err(e) => Err(Error::Unexpected(e.to_string())),
+        }
+    }
+
+    /// Starts a fresh relay (no memory of rooms) on the same address.
+    pub async fn start_again(&mut self) -> Result<()> {
+        let listener = TcpListener::bind(self.addr).await?;
+        (self.stop, self.task) = {
+            let (stop, task) = Self::serve(listener, self.config.clone());
+            (Some(stop), task)
+        };
+        Ok(())
     }
 
     /// `http://127.0.0.1:<port><path>`: loopback is a secure context, so the page may use
@@ -147,6 +177,48 @@ async fn wait_for_port(port: u16, program: &str) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+/// Real packet loss: an nftables rule drops a share of the UDP packets (media, ICE) that
+/// arrive in this network namespace, both directions alike. Removed on drop.
+///
+/// It only runs in a namespace whose sole interface is loopback (as `scripts/test.sh`
+/// makes), where it cannot touch anyone else's traffic.
+pub struct PacketLoss;
+
+const LOSS_TABLE: &str = "linkcall_e2e_loss";
+
+impl PacketLoss {
+    /// Starts dropping `percent` % of incoming UDP packets.
+    pub fn start(percent: u32) -> Result<Self> {
+        let interfaces: Vec<String> = std::fs::read_dir("/sys/class/net")?
+            .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
+            .collect();
+        if interfaces != ["lo"] {
+            return Err(Error::Missing(format!(
+                "packet loss is only injected in a loopback-only network namespace, and this one has {interfaces:?}: \
+                 run the end-to-end tests through `bash scripts/test.sh`"
+            )));
+        }
+        let rule = format!("meta l4proto udp numgen random mod 100 < {percent} drop");
+        nft(&["add", "table", "inet", LOSS_TABLE])?;
+        nft(&["add", "chain", "inet", LOSS_TABLE, "input", "{ type filter hook input priority 0; }"])?;
+        nft(&["add", "rule", "inet", LOSS_TABLE, "input", &rule])?;
+        Ok(Self)
+    }
+}
+
+impl Drop for PacketLoss {
+    fn drop(&mut self) {
+        let _ = nft(&["delete", "table", "inet", LOSS_TABLE]);
+    }
+}
+
+fn nft(args: &[&str]) -> Result<()> {
+    let status = std::process::Command::new("nft").args(args).status().map_err(|e| {
+        Error::Missing(format!("cannot run `nft` ({e}): install Debian's nftables (`apt-get install nftables`)"))
+    })?;
+    if status.success() { Ok(()) } else { Err(Error::Unexpected(format!("nft {args:?} failed: {status}"))) }
 }
 
 /// A ChromeDriver process on a free port. Killed on drop.
@@ -328,6 +400,26 @@ impl Browser {
             .collect())
     }
 
+    /// The `data-*` attributes of the one remote participant's `stats` element, without
+    /// the `data-` prefix (`rtt-ms`, `loss-pct`, `max-bitrate-kbps`...).
+    pub async fn stats(&self) -> Result<std::collections::BTreeMap<String, String>> {
+        let script = r#"const e = document.querySelector('[data-testid="stats"]');
+            return e ? Object.fromEntries([...e.attributes].filter(a => a.name.startsWith('data-'))
+                .map(a => [a.name.slice(5), a.value])) : {};"#;
+        let value = self.client.execute(script, vec![]).await?;
+        Ok(value
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+            .collect())
+    }
+
+    /// Whether an element `data-testid=id` is on the page now.
+    pub async fn shows(&self, id: &str) -> Result<bool> {
+        Ok(!self.client.find_all(Locator::Css(&Self::testid(id))).await?.is_empty())
+    }
+
     /// Waits until the one remote participant satisfies `test`, and returns it.
     pub async fn wait_peer(&self, what: &str, test: impl Fn(&PeerInfo) -> bool) -> Result<PeerInfo> {
         let start = Instant::now();
@@ -362,6 +454,16 @@ impl Browser {
     pub async fn close(self) -> Result<()> {
         Ok(self.client.close().await?)
     }
+}
+
+/// Ana opens the app, creates a room and joins; Bo opens the share link and joins.
+pub async fn meet(relay: &Relay, ana: &Browser, bo: &Browser) -> Result<()> {
+    ana.open(&relay.url("/")).await?;
+    ana.click("create-room").await?;
+    ana.click("join").await?;
+    ana.wait_state("waiting").await?;
+    bo.open(&ana.value("share-link").await?).await?;
+    bo.click("join").await
 }
 
 /// The median of some durations (the upper one of the middle two for an even count).

@@ -3,21 +3,10 @@
 
 use std::time::Duration;
 
-use e2e::{Browser, ChromeDriver, Coturn, Relay, Result};
+use e2e::{ChromeDriver, Coturn, Relay, Result, meet};
 use shared::call::CONNECT_TIMEOUT;
 
 const SECRET: &str = "correct horse battery staple";
-
-/// Ana creates a room and joins; Bo opens the link and joins.
-async fn meet(relay: &Relay, ana: &Browser, bo: &Browser) -> Result<()> {
-    ana.open(&relay.url("/")).await?;
-    ana.click("create-room").await?;
-    ana.click("join").await?;
-    ana.wait_state("waiting").await?;
-    bo.open(&ana.value("share-link").await?).await?;
-    bo.click("join").await?;
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_call_connects_through_coturn_when_only_relayed_paths_are_allowed() -> Result<()> {

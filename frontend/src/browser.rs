@@ -14,10 +14,15 @@ pub fn string(object: &JsValue, key: &str) -> String {
     Reflect::get(object, &key.into()).ok().and_then(|v| v.as_string()).unwrap_or_default()
 }
 
-/// Calls `object.method()` and awaits the promise it returns.
-pub async fn call_async(object: &JsValue, method: &str) -> Result<JsValue, JsValue> {
+/// Calls `object.method(...args)`.
+pub fn call(object: &JsValue, method: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
     let function: Function = Reflect::get(object, &method.into())?.dyn_into()?;
-    let promise: Promise = function.call0(object)?.dyn_into()?;
+    function.apply(object, &args.iter().copied().collect())
+}
+
+/// Calls `object.method(...args)` and awaits the promise it returns.
+pub async fn call_async(object: &JsValue, method: &str, args: &[&JsValue]) -> Result<JsValue, JsValue> {
+    let promise: Promise = call(object, method, args)?.dyn_into()?;
     JsFuture::from(promise).await
 }
 
@@ -31,7 +36,5 @@ pub fn has_global(name: &str) -> bool {
 pub async fn copy_text(text: &str) -> Result<(), JsValue> {
     let navigator = web_sys::window().ok_or(JsValue::NULL)?.navigator();
     let clipboard = Reflect::get(&navigator, &"clipboard".into())?;
-    let write: Function = Reflect::get(&clipboard, &"writeText".into())?.dyn_into()?;
-    let promise: Promise = write.call1(&clipboard, &text.into())?.dyn_into()?;
-    JsFuture::from(promise).await.map(drop)
+    call_async(&clipboard, "writeText", &[&text.into()]).await.map(drop)
 }

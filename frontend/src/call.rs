@@ -20,11 +20,11 @@ use shared::call::{CallState, Session, call_state};
 use shared::negotiation::{self, Met};
 use shared::protocol::{CLIENT_PING_INTERVAL, CLIENT_RELAY_TIMEOUT, ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use shared::room::{PeerId, RoomId};
-use shared::stats::rms_level;
+use shared::stats::Quality;
 use web_sys::MediaStream;
 
 use crate::error::CallError;
-use crate::media;
+use crate::media::{self, MicSettings};
 use crate::peer::{Ice, Peer, PeerView};
 use crate::signaling::{Socket, SocketEvent};
 
@@ -45,6 +45,8 @@ pub struct CallView {
     pub error: RwSignal<Option<CallError>>,
     /// Someone left and nobody else is here: say so, and that they can come back.
     pub peer_left: RwSignal<bool>,
+    /// The voice processing the browser actually applied to our microphone.
+    pub mic: RwSignal<Option<MicSettings>>,
 }
 
 impl CallView {
@@ -55,6 +57,7 @@ impl CallView {
             muted: RwSignal::new(false),
             error: RwSignal::new(None),
             peer_left: RwSignal::new(false),
+            mic: RwSignal::new(None),
         }
     }
 
@@ -152,6 +155,7 @@ impl Inner {
             Err(error) => return self.fail(error),
         };
         media::set_enabled(&microphone, !view.muted.get_untracked());
+        view.mic.set(MicSettings::of(&microphone));
         let weak = Rc::downgrade(&self);
         let pagehide = EventListener::new(&window(), "pagehide", move |_| with(&weak, |inner| inner.leave()));
         {
@@ -322,16 +326,27 @@ impl Inner {
         }
     }
 
+    /// Reads every link's statistics; turns each into a second's quality, which the UI
+    /// shows and the link's bitrate controller acts on.
     fn read_stats(self: &Rc<Self>) {
         for view in self.view.peers.get_untracked() {
             let reading = match self.state.borrow().peers.get(&view.id) {
                 Some(peer) => peer.stats(),
                 None => continue,
             };
+            let inner = self.clone();
             spawn_local(async move {
-                let Ok(sample) = reading.await else { return };
+                let Ok((sample, max_bitrate)) = reading.await else { return };
                 let before = view.stats.get_untracked();
-                view.level.set(rms_level(&before, &sample));
+                // The first reading has nothing to compare with.
+                if before.at_ms > 0.0 {
+                    let quality = Quality::between(&before, &sample);
+                    if let Some(peer) = inner.state.borrow().peers.get(&view.id) {
+                        peer.adapt(js_sys::Date::now(), &quality, max_bitrate);
+                    }
+                    view.quality.set(quality);
+                }
+                view.max_bitrate.set(max_bitrate);
                 view.stats.set(sample);
             });
         }

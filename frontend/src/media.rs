@@ -58,3 +58,36 @@ pub fn stop(stream: &MediaStream) {
         track.unchecked_into::<web_sys::MediaStreamTrack>().stop();
     }
 }
+
+/// The voice processing a browser applied (`MediaStreamTrack.getSettings()`), which may
+/// differ from what was asked: a device or browser can refuse any of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MicSettings {
+    /// Echo cancellation on.
+    pub echo_cancellation: Option<bool>,
+    /// Noise suppression on.
+    pub noise_suppression: Option<bool>,
+    /// Automatic gain control on.
+    pub auto_gain_control: Option<bool>,
+    /// Sample rate, Hz.
+    pub sample_rate: Option<u32>,
+    /// Channels.
+    pub channel_count: Option<u32>,
+}
+
+impl MicSettings {
+    /// The settings of the first audio track of `stream`.
+    pub fn of(stream: &MediaStream) -> Option<Self> {
+        let track: web_sys::MediaStreamTrack = stream.get_audio_tracks().get(0).dyn_into().ok()?;
+        let settings: wasm_bindgen::JsValue = track.get_settings().into();
+        let flag = |key: &str| js_sys::Reflect::get(&settings, &key.into()).ok()?.as_bool();
+        let number = |key: &str| js_sys::Reflect::get(&settings, &key.into()).ok()?.as_f64().map(|n| n as u32);
+        Some(Self {
+            echo_cancellation: flag("echoCancellation"),
+            noise_suppression: flag("noiseSuppression"),
+            auto_gain_control: flag("autoGainControl"),
+            sample_rate: number("sampleRate"),
+            channel_count: number("channelCount"),
+        })
+    }
+}

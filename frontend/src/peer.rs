@@ -1,18 +1,19 @@
 //! One `RTCPeerConnection` to one remote peer, negotiated with the perfect negotiation
 //! pattern ([`shared::negotiation`]) over trickle ICE.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use shared::bitrate::AudioBitrate;
 use shared::call::{CONNECT_TIMEOUT, Link};
 use shared::negotiation::{self, OfferAction, Role};
 use shared::protocol::{IceServer, IceTransportPolicy, Signal};
 use shared::room::PeerId;
-use shared::stats::{CandidateType, Sample};
+use shared::stats::{CandidateType, Quality, Sample};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -34,8 +35,10 @@ pub struct PeerView {
     pub link: RwSignal<Link>,
     /// The latest statistics reading.
     pub stats: RwSignal<Sample>,
-    /// The RMS level heard from this peer over the last second.
-    pub level: RwSignal<f64>,
+    /// The link over the last second: RTT, jitter, loss, bitrates, level, MOS.
+    pub quality: RwSignal<Quality>,
+    /// The `maxBitrate` our audio sender to this peer runs at, as the browser reports it.
+    pub max_bitrate: RwSignal<Option<u32>>,
     /// What this peer sends us, once its first track arrives.
     pub stream: RwSignal<Option<MediaStream>, LocalStorage>,
 }
@@ -47,11 +50,15 @@ impl PeerView {
             id,
             link: RwSignal::new(Link::Connecting),
             stats: RwSignal::new(Sample::default()),
-            level: RwSignal::new(0.0),
+            quality: RwSignal::new(Quality::default()),
+            max_bitrate: RwSignal::new(None),
             stream: RwSignal::new_local(None),
         }
     }
 }
+
+/// How long a disconnected link gets to recover by itself before an ICE restart.
+const ICE_RESTART_AFTER_MS: u32 = 3_000;
 
 /// A connection to one remote peer. Dropping it closes the connection.
 pub struct Peer {
@@ -72,6 +79,10 @@ struct Inner {
     sending: Cell<bool>,
     microphone: MediaStream,
     send: Box<dyn Fn(Signal)>,
+    /// Picks our audio bitrate toward this peer from each second's quality.
+    bitrate: RefCell<AudioBitrate>,
+    /// Restarts ICE if the link stays disconnected.
+    restart: RefCell<Option<Timeout>>,
 }
 
 impl Peer {
@@ -94,6 +105,8 @@ impl Peer {
             sending: Cell::new(false),
             microphone,
             send: Box::new(send),
+            bitrate: RefCell::new(AudioBitrate::new(js_sys::Date::now())),
+            restart: RefCell::new(None),
         });
         let listeners = [
             Inner::listen(&inner, "negotiationneeded", |inner, _| spawn_local(inner.clone().offer())),
@@ -126,7 +139,9 @@ impl Peer {
                 view.stream.set(Some(stream));
             }),
             Inner::listen(&inner, "connectionstatechange", move |inner, _| {
-                view.link.set(Link::from_connection_state(&browser::string(&inner.pc, "connectionState")));
+                let link = Link::from_connection_state(&browser::string(&inner.pc, "connectionState"));
+                view.link.set(link);
+                inner.recover(link);
             }),
         ];
         if role.offers_first {
@@ -147,33 +162,67 @@ impl Peer {
 
     /// Reads this connection's statistics. The future owns what it needs, so no borrow of
     /// the call is held while the browser gathers them.
-    pub fn stats(&self) -> impl Future<Output = Result<Sample, CallError>> + 'static {
+    pub fn stats(&self) -> impl Future<Output = Result<(Sample, Option<u32>), CallError>> + 'static {
         let request = self.inner.pc.get_stats();
+        let max_bitrate = self.inner.max_bitrate();
         async move {
             let report: js_sys::Map =
                 JsFuture::from(request).await.map_err(|e| CallError::unexpected(&e))?.unchecked_into();
-            let mut sample = Sample::default();
-            let mut selected_pair = None;
-            // RTCStatsReport is a maplike of stats dictionaries keyed by id; its forEach and
-            // get are Map's.
-            report.for_each(&mut |stat, _| match browser::string(&stat, "type").as_str() {
-                "inbound-rtp" if browser::string(&stat, "kind") == "audio" => {
-                    sample.bytes_received += browser::number(&stat, "bytesReceived") as u64;
-                    sample.total_audio_energy += browser::number(&stat, "totalAudioEnergy");
-                    sample.total_samples_duration += browser::number(&stat, "totalSamplesDuration");
-                }
-                "outbound-rtp" if browser::string(&stat, "kind") == "audio" => {
-                    sample.bytes_sent += browser::number(&stat, "bytesSent") as u64
-                }
-                "transport" => selected_pair = Some(browser::string(&stat, "selectedCandidatePairId")),
-                _ => {}
-            });
-            let pair = report.get(&selected_pair.unwrap_or_default().into());
-            let local = report.get(&browser::string(&pair, "localCandidateId").into());
-            sample.path = CandidateType::parse(&browser::string(&local, "candidateType"));
-            Ok(sample)
+            Ok((read_sample(&report), max_bitrate))
         }
     }
+
+    /// Feeds a second's quality to the bitrate controller, and applies its target when it
+    /// changes (or was never applied: the sender then runs at the browser's default).
+    pub fn adapt(&self, now_ms: f64, quality: &Quality, applied: Option<u32>) {
+        let target = self.inner.bitrate.borrow_mut().update(now_ms, quality);
+        if applied != Some(target) {
+            self.inner.set_max_bitrate(target);
+        }
+    }
+}
+
+/// Reads the audio figures of one `RTCStatsReport` (a maplike of stats dictionaries keyed
+/// by id; its `forEach` and `get` are `Map`'s).
+fn read_sample(report: &js_sys::Map) -> Sample {
+    let mut sample = Sample::default();
+    let (mut selected_pair, mut codec_id, mut remote_rtt) = (String::new(), String::new(), None);
+    report.for_each(&mut |stat, _| {
+        sample.at_ms = sample.at_ms.max(browser::number(&stat, "timestamp"));
+        let audio = browser::string(&stat, "kind") == "audio";
+        match browser::string(&stat, "type").as_str() {
+            "inbound-rtp" if audio => {
+                sample.bytes_received += browser::number(&stat, "bytesReceived") as u64;
+                sample.packets_received += browser::number(&stat, "packetsReceived") as u64;
+                sample.packets_lost += browser::number(&stat, "packetsLost") as i64;
+                sample.jitter_s = sample.jitter_s.max(browser::number(&stat, "jitter"));
+                sample.jitter_buffer_delay_s += browser::number(&stat, "jitterBufferDelay");
+                sample.jitter_buffer_emitted += browser::number(&stat, "jitterBufferEmittedCount") as u64;
+                sample.concealed_samples += browser::number(&stat, "concealedSamples") as u64;
+                sample.total_samples_received += browser::number(&stat, "totalSamplesReceived") as u64;
+                sample.total_audio_energy += browser::number(&stat, "totalAudioEnergy");
+                sample.total_samples_duration += browser::number(&stat, "totalSamplesDuration");
+                codec_id = browser::string(&stat, "codecId");
+            }
+            "outbound-rtp" if audio => {
+                sample.bytes_sent += browser::number(&stat, "bytesSent") as u64;
+            }
+            "remote-inbound-rtp" if audio => {
+                sample.remote_fraction_lost = sample.remote_fraction_lost.max(browser::number(&stat, "fractionLost"));
+                remote_rtt = Some(browser::number(&stat, "roundTripTime")).filter(|rtt| *rtt > 0.0);
+            }
+            "transport" => selected_pair = browser::string(&stat, "selectedCandidatePairId"),
+            _ => {}
+        }
+    });
+    let pair = report.get(&selected_pair.into());
+    let local = report.get(&browser::string(&pair, "localCandidateId").into());
+    sample.path = CandidateType::parse(&browser::string(&local, "candidateType"));
+    let pair_rtt = browser::number(&pair, "currentRoundTripTime");
+    sample.rtt_s = if pair_rtt > 0.0 { Some(pair_rtt) } else { remote_rtt };
+    let codec = browser::string(&report.get(&codec_id.into()), "mimeType");
+    sample.codec = (!codec.is_empty()).then_some(codec);
+    sample
 }
 
 impl Drop for Peer {
@@ -183,6 +232,66 @@ impl Drop for Peer {
 }
 
 impl Inner {
+    /// Our audio senders (one per microphone track).
+    fn audio_senders(&self) -> impl Iterator<Item = JsValue> {
+        self.pc.get_senders().into_iter().filter(|sender| {
+            let track = js_sys::Reflect::get(sender, &"track".into()).unwrap_or_default();
+            browser::string(&track, "kind") == "audio"
+        })
+    }
+
+    /// The `maxBitrate` of our first audio sender's first encoding, if set.
+    fn max_bitrate(&self) -> Option<u32> {
+        let sender = self.audio_senders().next()?;
+        let parameters = browser::call(&sender, "getParameters", &[]).ok()?;
+        let encoding =
+            js_sys::Reflect::get(&parameters, &"encodings".into()).ok()?.dyn_into::<js_sys::Array>().ok()?.get(0);
+        Some(browser::number(&encoding, "maxBitrate") as u32).filter(|bps| *bps > 0)
+    }
+
+    /// Caps every audio sender at `bps`. `setParameters` takes the very object
+    /// `getParameters` returned, changed; a fresh one is rejected.
+    fn set_max_bitrate(&self, bps: u32) {
+        for sender in self.audio_senders() {
+            let Ok(parameters) = browser::call(&sender, "getParameters", &[]) else { continue };
+            let encodings = js_sys::Reflect::get(&parameters, &"encodings".into()).unwrap_or_default();
+            let Ok(encodings) = encodings.dyn_into::<js_sys::Array>() else { continue };
+            for encoding in encodings.iter() {
+                let _ = js_sys::Reflect::set(&encoding, &"maxBitrate".into(), &f64::from(bps).into());
+            }
+            spawn_local(async move {
+                if let Err(error) = browser::call_async(&sender, "setParameters", &[&parameters]).await {
+                    leptos::logging::warn!("could not set the audio bitrate: {error:?}");
+                }
+            });
+        }
+    }
+
+    /// ICE restart: at once when the link failed, after a grace period when it dropped
+    /// (a disconnected link often recovers by itself within seconds).
+    fn recover(self: &Rc<Self>, link: Link) {
+        let restart = |inner: &Self| {
+            leptos::logging::log!("restarting ICE");
+            let _ = browser::call(&inner.pc, "restartIce", &[]);
+        };
+        match link {
+            Link::Failed => restart(self),
+            Link::Disconnected => {
+                let me = Rc::downgrade(self);
+                let timer = Timeout::new(ICE_RESTART_AFTER_MS, move || {
+                    if let Some(inner) = me.upgrade()
+                        && Link::from_connection_state(&browser::string(&inner.pc, "connectionState"))
+                            == Link::Disconnected
+                    {
+                        restart(&inner);
+                    }
+                });
+                *self.restart.borrow_mut() = Some(timer);
+            }
+            Link::Connecting | Link::Connected => *self.restart.borrow_mut() = None,
+        }
+    }
+
     fn listen(
         inner: &Rc<Self>,
         name: &'static str,
@@ -204,7 +313,7 @@ impl Inner {
     /// Sends a fresh local description: an offer when negotiation is needed, or the answer
     /// to the offer just applied (the implicit `setLocalDescription()` picks which).
     async fn describe(&self) -> Result<(), JsValue> {
-        browser::call_async(&self.pc, "setLocalDescription").await?;
+        browser::call_async(&self.pc, "setLocalDescription", &[]).await?;
         let Some(description) = self.pc.local_description() else {
             return Ok(());
         };

@@ -8,13 +8,14 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 use leptos_router::path;
 use shared::call::{CallState, Session};
 use shared::room::RoomId;
-use shared::stats::SPEAKING;
+use shared::stats::{self, CandidateType, Hint, SPEAKING};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::browser;
 use crate::call::Call;
 use crate::error::CallError;
-use crate::i18n::{Lang, UiLang, text};
+use crate::i18n::{Lang, Text, UiLang, text};
+use crate::media::MicSettings;
 use crate::peer::PeerView;
 
 /// The whole app: language context and routes.
@@ -157,6 +158,7 @@ fn Room(room: RoomId) -> impl IntoView {
             <Show when=move || view.muted.get() && matches!(view.session.get(), Session::Joined)>
                 <p class="muted-note">{move || text().you_are_muted}</p>
             </Show>
+            {move || view.mic.get().map(|settings| view! { <MicDetails settings /> })}
         </main>
     }
 }
@@ -229,15 +231,14 @@ fn Problem(error: CallError) -> impl IntoView {
     }
 }
 
-/// One remote participant: name, speaking meter, and the `<audio>` that plays them.
+/// One remote participant: name, speaking meter, quality bars and details, and the
+/// `<audio>` that plays them.
 #[component]
 fn RemotePeer(peer: PeerView) -> impl IntoView {
     let audio = NodeRef::<leptos::html::Audio>::new();
     let blocked = RwSignal::new(false);
     let play = move || {
-        let Some(element) = audio.get_untracked() else {
-            return;
-        };
+        let Some(element) = audio.get_untracked() else { return };
         let Ok(playing) = element.play() else { return };
         spawn_local(async move {
             // Autoplay can be refused outside a user gesture: offer a tap to start it.
@@ -256,30 +257,127 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
             }
         }
     });
-    let level = peer.level;
+    let quality = peer.quality;
+    let level = move || quality.with(|q| q.level);
+    let path = move || peer.stats.with(|s| s.path.map(CandidateType::as_str).unwrap_or_default());
+    let bars = move || stats::bars(quality.with(|q| q.mos));
     view! {
         <li
             class="peer"
-            class:speaking=move || { level.get() > SPEAKING }
+            class:speaking=move || { level() > SPEAKING }
             data-testid="peer"
             data-peer-id=peer.id.0
             data-link=move || format!("{:?}", peer.link.get()).to_lowercase()
-            data-bytes-received=move || peer.stats.get().bytes_received
-            data-bytes-sent=move || peer.stats.get().bytes_sent
-            data-path=move || peer.stats.get().path.map(|p| p.as_str()).unwrap_or_default()
-            data-audio-level=move || format!("{:.3}", level.get())
+            data-bytes-received=move || peer.stats.with(|s| s.bytes_received)
+            data-bytes-sent=move || peer.stats.with(|s| s.bytes_sent)
+            data-audio-level=move || format!("{:.3}", level())
+            data-path=path
         >
             <span class="avatar" aria-hidden="true">{peer.id.0}</span>
             <span class="name">{move || format!("{} {}", text().guest, peer.id)}</span>
-            <span class="meter" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow=move || format!("{:.2}", level.get())>
-                <span class="meter-fill" style:width=move || format!("{:.0}%", (level.get() * 200.0).min(100.0))></span>
+            <span class="meter" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow=move || format!("{:.2}", level())>
+                <span class="meter-fill" style:width=move || format!("{:.0}%", (level() * 200.0).min(100.0))></span>
+            </span>
+            <span
+                class="bars"
+                data-testid="stats"
+                data-bars=bars
+                data-rtt-ms=move || format!("{:.0}", quality.with(|q| q.rtt_ms))
+                data-jitter-ms=move || format!("{:.1}", quality.with(|q| q.jitter_ms))
+                data-loss-pct=move || format!("{:.1}", quality.with(|q| q.loss_pct))
+                data-send-loss-pct=move || format!("{:.1}", quality.with(|q| q.send_loss_pct))
+                data-bitrate-kbps=move || format!("{:.1}", quality.with(|q| q.send_kbps))
+                data-receive-kbps=move || format!("{:.1}", quality.with(|q| q.receive_kbps))
+                data-max-bitrate-kbps=move || peer.max_bitrate.get().map(|bps| format!("{:.1}", f64::from(bps) / 1000.0)).unwrap_or_default()
+                data-mos=move || format!("{:.2}", quality.with(|q| q.mos))
+                data-path=path
+                role="img"
+                aria-label=move || format!("{}: {}/5", text().quality, bars())
+            >
+                {(1..=5u8).map(|n| view! { <span class="bar" class:lit=move || { bars() >= n }></span> }).collect_view()}
             </span>
             <Show when=move || blocked.get()>
                 <button class="primary" data-testid="tap-to-hear" on:click=move |_| play()>
                     {move || text().tap_to_hear}
                 </button>
             </Show>
+            {move || quality.with(stats::hint).map(|hint| view! { <p class="hint" data-testid="hint">{hint_text(hint)}</p> })}
+            <details class="peer-details">
+                <summary>{move || text().details}</summary>
+                <dl>
+                    <Row label=|t| t.mos value=move || format!("{:.2}", quality.with(|q| q.mos)) />
+                    <Row label=|t| t.rtt value=move || format!("{:.0} ms", quality.with(|q| q.rtt_ms)) />
+                    <Row label=|t| t.jitter value=move || format!("{:.1} ms", quality.with(|q| q.jitter_ms)) />
+                    <Row label=|t| t.loss value=move || quality.with(|q| format!("{:.1} % / {:.1} %", q.loss_pct, q.send_loss_pct)) />
+                    <Row label=|t| t.bitrate value=move || quality.with(|q| format!("{:.1} / {:.1} kbit/s", q.send_kbps, q.receive_kbps)) />
+                    <Row label=|t| t.sending_at value=move || peer.max_bitrate.get().map(|bps| format!("{} kbit/s", bps / 1000)).unwrap_or_default() />
+                    <Row label=|t| t.codec value=move || peer.stats.with(|s| s.codec.clone().unwrap_or_default()) />
+                    <Row label=|t| t.jitter_buffer value=move || format!("{:.0} ms", quality.with(|q| q.jitter_buffer_ms)) />
+                    <Row label=|t| t.concealment value=move || format!("{:.1} %", quality.with(|q| q.concealment_pct)) />
+                    <Row label=|t| t.path value=move || path_label(peer.stats.with(|s| s.path)) />
+                </dl>
+            </details>
             <audio node_ref=audio autoplay></audio>
         </li>
+    }
+}
+
+/// One line of a details panel.
+#[component]
+fn Row(
+    /// Picks the label from the current language's strings.
+    label: fn(&'static Text) -> &'static str,
+    /// The value, re-read reactively.
+    value: impl Fn() -> String + Send + Sync + 'static,
+) -> impl IntoView {
+    view! {
+        <dt>{move || label(text())}</dt>
+        <dd>{value}</dd>
+    }
+}
+
+fn hint_text(hint: Hint) -> &'static str {
+    let text = text();
+    match hint {
+        Hint::Loss => text.hint_loss,
+        Hint::Delay => text.hint_delay,
+        Hint::Jitter => text.hint_jitter,
+    }
+}
+
+fn path_label(path: Option<CandidateType>) -> String {
+    let text = text();
+    match path {
+        Some(CandidateType::Relay) => text.path_relayed.to_owned(),
+        Some(kind) => format!("{} ({})", text.path_direct, kind.as_str()),
+        None => String::new(),
+    }
+}
+
+/// What the browser did to our microphone: the settings it applied, not the ones asked for.
+#[component]
+fn MicDetails(settings: MicSettings) -> impl IntoView {
+    let flag = |on: Option<bool>| {
+        move || match on {
+            Some(true) => text().on,
+            Some(false) => text().off,
+            None => text().unknown,
+        }
+    };
+    let number = |n: Option<u32>| n.map(|n| n.to_string()).unwrap_or_default();
+    let format = format!("{} Hz × {}", number(settings.sample_rate), number(settings.channel_count));
+    view! {
+        <details class="mic-details" data-testid="mic-details"
+            data-echo-cancellation=settings.echo_cancellation.map(|b| b.to_string())
+            data-noise-suppression=settings.noise_suppression.map(|b| b.to_string())
+            data-auto-gain-control=settings.auto_gain_control.map(|b| b.to_string())>
+            <summary>{move || text().your_microphone}</summary>
+            <dl>
+                <dt>{move || text().echo_cancellation}</dt><dd>{flag(settings.echo_cancellation)}</dd>
+                <dt>{move || text().noise_suppression}</dt><dd>{flag(settings.noise_suppression)}</dd>
+                <dt>{move || text().auto_gain}</dt><dd>{flag(settings.auto_gain_control)}</dd>
+                <dd>{format}</dd>
+            </dl>
+        </details>
     }
 }

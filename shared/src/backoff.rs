@@ -3,7 +3,7 @@
 //! Exponential backoff with "equal jitter": the n-th retry waits a random time between half
 //! and all of `min(cap, base * 2^n)`. The doubling spares a relay that is coming back up
 //! from every client at once, the jitter spreads the herd, and the floor of half keeps
-//! retries from bunching at zero. The cap is low (4 s) because people are waiting in a
+//! retries from bunching at zero. The cap is low (3 s) because people are waiting in a
 //! call: after a relay restart everyone should be back within a few seconds.
 
 use std::time::Duration;
@@ -18,7 +18,7 @@ pub struct Backoff {
 }
 
 /// The schedule the client uses to reconnect to the relay.
-pub const RECONNECT: Backoff = Backoff { base: Duration::from_millis(250), cap: Duration::from_secs(4) };
+pub const RECONNECT: Backoff = Backoff { base: Duration::from_millis(250), cap: Duration::from_secs(3) };
 
 impl Backoff {
     /// The delay before retry number `attempt` (0 for the first), given `unit` drawn
@@ -39,7 +39,7 @@ mod tests {
     #[test]
     fn ceilings_double_up_to_the_cap() {
         let ceilings: Vec<_> = (0..8).map(|n| RECONNECT.delay(n, 1.0)).collect();
-        assert_eq!(ceilings, [MS(250), MS(500), MS(1000), MS(2000), MS(4000), MS(4000), MS(4000), MS(4000)]);
+        assert_eq!(ceilings, [MS(250), MS(500), MS(1000), MS(2000), MS(3000), MS(3000), MS(3000), MS(3000)]);
     }
 
     #[test]
@@ -54,7 +54,7 @@ mod tests {
 
     #[test]
     fn huge_attempt_numbers_do_not_overflow() {
-        assert_eq!(RECONNECT.delay(u32::MAX, 1.0), MS(4000));
-        assert_eq!(RECONNECT.delay(40, 0.0), MS(2000));
+        assert_eq!(RECONNECT.delay(u32::MAX, 1.0), MS(3000));
+        assert_eq!(RECONNECT.delay(40, 0.0), MS(1500));
     }
 }

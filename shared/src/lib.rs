@@ -9,10 +9,12 @@
 //! - [`room`]: room ids, peer ids and the membership rules of a room.
 //! - [`negotiation`]: who offers first and who yields on glare (perfect negotiation).
 //! - [`backoff`]: when to retry the relay after losing it.
+//! - [`bitrate`]: the adaptive bitrate controller for our audio senders.
 //! - [`call`]: the one call state shown to the user, derived from the links to each peer.
 //! - [`stats`]: what `getStats` says of a link: audio levels, the network path.
 
 pub mod backoff;
+pub mod bitrate;
 pub mod call;
 pub mod negotiation;
 pub mod protocol;

@@ -1,22 +1,46 @@
-//! What one `getStats()` reading says about the link to one peer, and what follows from
-//! two readings: audio levels and the kind of network path.
+//! What `getStats()` says about the link to one peer ([`Sample`]), and what follows from
+//! two readings a second apart ([`Quality`]): the network's RTT, jitter and loss over that
+//! second, bitrates, audio level, and a voice-quality score.
 //!
-//! `RTCInboundRtpStreamStats` carries `totalAudioEnergy` (the sum over samples of the
-//! squared level times the sample duration) and `totalSamplesDuration`. Between two
-//! readings, `sqrt(Δenergy / Δduration)` is the RMS level of what was heard in that
-//! interval, from 0 (silence) to 1 (full scale).
+//! Everything here is per peer. Summing over peers would hide the one bad link in a room.
 
-/// Counters read from one `getStats()` report for the audio exchanged with one peer.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
+/// One reading of the statistics of the connection to one peer. Counters are cumulative
+/// since the connection started, as the browser reports them.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Sample {
-    /// `outbound-rtp` `bytesSent`.
+    /// When the report was taken (`RTCStats.timestamp`, ms).
+    pub at_ms: f64,
+    /// `outbound-rtp` (audio) `bytesSent`.
     pub bytes_sent: u64,
-    /// `inbound-rtp` `bytesReceived`.
+    /// `inbound-rtp` (audio) `bytesReceived`.
     pub bytes_received: u64,
+    /// `inbound-rtp` (audio) `packetsReceived`.
+    pub packets_received: u64,
+    /// `inbound-rtp` (audio) `packetsLost`: what the peer sent that never reached us.
+    pub packets_lost: i64,
+    /// `remote-inbound-rtp` (audio) `fractionLost`: the share of what we sent that never
+    /// reached the peer, over the interval of its last receiver report (0 to 1). Receiver
+    /// reports come every few seconds, so this is steadier than a per-second count.
+    pub remote_fraction_lost: f64,
+    /// `inbound-rtp` (audio) `jitter`, in seconds.
+    pub jitter_s: f64,
+    /// The round-trip time of the selected candidate pair (`currentRoundTripTime`), or of
+    /// RTCP (`remote-inbound-rtp` `roundTripTime`), in seconds.
+    pub rtt_s: Option<f64>,
+    /// `inbound-rtp` `jitterBufferDelay`, in seconds (summed over emitted samples).
+    pub jitter_buffer_delay_s: f64,
+    /// `inbound-rtp` `jitterBufferEmittedCount`.
+    pub jitter_buffer_emitted: u64,
+    /// `inbound-rtp` `concealedSamples`: samples invented to hide loss.
+    pub concealed_samples: u64,
+    /// `inbound-rtp` `totalSamplesReceived`.
+    pub total_samples_received: u64,
     /// `inbound-rtp` `totalAudioEnergy`.
     pub total_audio_energy: f64,
     /// `inbound-rtp` `totalSamplesDuration`, in seconds.
     pub total_samples_duration: f64,
+    /// The audio codec's MIME type, e.g. `audio/opus`.
+    pub codec: Option<String>,
     /// The type of our side of the selected candidate pair, once there is one.
     pub path: Option<CandidateType>,
 }
@@ -61,41 +85,235 @@ impl CandidateType {
 /// Above this RMS level a remote peer counts as speaking.
 pub const SPEAKING: f64 = 0.02;
 
-/// The RMS level heard between two readings; 0 when no audio was played out in between
-/// (counters reset when a stream is replaced, so a decrease also reads as 0).
+/// The link to one peer over the interval between two readings.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Quality {
+    /// Round-trip time, ms.
+    pub rtt_ms: f64,
+    /// Interarrival jitter of what we receive, ms.
+    pub jitter_ms: f64,
+    /// Share of the peer's packets lost on the way to us in the interval, percent.
+    pub loss_pct: f64,
+    /// Share of our packets lost on the way to the peer, percent, from its latest receiver
+    /// report (what the bitrate controller acts on).
+    pub send_loss_pct: f64,
+    /// What we send, kbit/s.
+    pub send_kbps: f64,
+    /// What we receive, kbit/s.
+    pub receive_kbps: f64,
+    /// Average time a sample waited in the jitter buffer, ms.
+    pub jitter_buffer_ms: f64,
+    /// Share of played samples that were concealment, percent.
+    pub concealment_pct: f64,
+    /// RMS level heard, 0 to 1.
+    pub level: f64,
+    /// Estimated voice quality, 1 (bad) to 4.5 (excellent).
+    pub mos: f64,
+}
+
+impl Quality {
+    /// The quality between `before` and `after` (readings of the same connection).
+    pub fn between(before: &Sample, after: &Sample) -> Self {
+        let seconds = (after.at_ms - before.at_ms) / 1000.0;
+        let kbps = |bytes_before: u64, bytes_after: u64| {
+            if seconds > 0.0 { bytes_after.saturating_sub(bytes_before) as f64 * 8.0 / 1000.0 / seconds } else { 0.0 }
+        };
+        let lost = (after.packets_lost - before.packets_lost).max(0) as f64;
+        let received = after.packets_received.saturating_sub(before.packets_received) as f64;
+        let emitted = after.jitter_buffer_emitted.saturating_sub(before.jitter_buffer_emitted) as f64;
+        let samples = after.total_samples_received.saturating_sub(before.total_samples_received) as f64;
+        let concealed = after.concealed_samples.saturating_sub(before.concealed_samples) as f64;
+        let rtt_ms = after.rtt_s.unwrap_or(0.0) * 1000.0;
+        let jitter_ms = after.jitter_s * 1000.0;
+        let loss_pct = percent(lost, lost + received);
+        Self {
+            rtt_ms,
+            jitter_ms,
+            loss_pct,
+            send_loss_pct: (after.remote_fraction_lost * 100.0).clamp(0.0, 100.0),
+            send_kbps: kbps(before.bytes_sent, after.bytes_sent),
+            receive_kbps: kbps(before.bytes_received, after.bytes_received),
+            jitter_buffer_ms: if emitted > 0.0 {
+                (after.jitter_buffer_delay_s - before.jitter_buffer_delay_s).max(0.0) * 1000.0 / emitted
+            } else {
+                0.0
+            },
+            concealment_pct: percent(concealed, samples),
+            level: rms_level(before, after),
+            mos: mos(rtt_ms, jitter_ms, loss_pct),
+        }
+    }
+}
+
+fn percent(part: f64, whole: f64) -> f64 {
+    if whole > 0.0 { (part / whole * 100.0).clamp(0.0, 100.0) } else { 0.0 }
+}
+
+/// The RMS level heard between two readings: `sqrt(Δenergy / Δduration)`, 0 when nothing
+/// was played out in between (counters reset when a stream is replaced, so a decrease also
+/// reads as 0).
 pub fn rms_level(before: &Sample, after: &Sample) -> f64 {
     let duration = after.total_samples_duration - before.total_samples_duration;
     let energy = after.total_audio_energy - before.total_audio_energy;
     if duration <= 0.0 || energy <= 0.0 { 0.0 } else { (energy / duration).sqrt().min(1.0) }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn at(energy: f64, duration: f64) -> Sample {
-        Sample { total_audio_energy: energy, total_samples_duration: duration, ..Default::default() }
+/// Voice quality (MOS, 1 to 4.5) from round-trip time, jitter and loss, by the simplified
+/// ITU-T G.107 E-model used widely in VoIP and WebRTC monitoring: the one-way delay a
+/// listener feels is half the RTT plus twice the jitter (the jitter buffer) plus 10 ms of
+/// codec delay; delay up to 160 ms costs little, beyond it a lot; each percent of loss costs
+/// 2.5 points of R; then the G.107 mapping from R to MOS.
+pub fn mos(rtt_ms: f64, jitter_ms: f64, loss_pct: f64) -> f64 {
+    let delay = rtt_ms.max(0.0) / 2.0 + jitter_ms.max(0.0) * 2.0 + 10.0;
+    let delay_penalty = if delay < 160.0 { delay / 40.0 } else { (delay - 120.0) / 10.0 };
+    let r = 93.2 - delay_penalty - loss_pct.clamp(0.0, 100.0) * 2.5;
+    if r <= 0.0 {
+        1.0
+    } else if r >= 100.0 {
+        4.5
+    } else {
+        1.0 + 0.035 * r + 7.0e-6 * r * (r - 60.0) * (100.0 - r)
     }
+}
 
-    #[test]
-    fn level_is_the_rms_over_the_interval() {
-        // A constant level of 0.5 for one second adds 0.25 of energy.
-        assert!((rms_level(&at(1.0, 10.0), &at(1.25, 11.0)) - 0.5).abs() < 1e-12);
-        assert!((rms_level(&at(0.0, 0.0), &at(0.01, 1.0)) - 0.1).abs() < 1e-12);
+/// The quality bars shown for a MOS, 1 to 5 (the thresholds of common VoIP practice:
+/// 4.0 and above is toll quality).
+pub fn bars(mos: f64) -> u8 {
+    match mos {
+        m if m >= 4.0 => 5,
+        m if m >= 3.6 => 4,
+        m if m >= 3.1 => 3,
+        m if m >= 2.6 => 2,
+        _ => 1,
     }
+}
 
-    #[test]
-    fn silence_and_resets_read_as_zero() {
-        assert_eq!(rms_level(&at(1.0, 10.0), &at(1.0, 11.0)), 0.0);
-        assert_eq!(rms_level(&at(1.0, 10.0), &at(1.0, 10.0)), 0.0);
-        assert_eq!(rms_level(&at(5.0, 10.0), &at(0.1, 1.0)), 0.0);
-        assert!(rms_level(&at(0.0, 0.0), &at(0.0001, 1.0)) < SPEAKING);
+/// Why a call sounds bad, in words a person can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hint {
+    /// Packets are being lost (weak Wi-Fi or mobile signal).
+    Loss,
+    /// The round trip is long (distant relay, congested uplink).
+    Delay,
+    /// Packets arrive unevenly (busy network).
+    Jitter,
+}
+
+/// The hint to show for a link, if its quality is poor; the worst problem first.
+pub fn hint(quality: &Quality) -> Option<Hint> {
+    if quality.mos >= 3.6 {
+        None
+    } else if quality.loss_pct.max(quality.send_loss_pct) >= 3.0 {
+        Some(Hint::Loss)
+    } else if quality.rtt_ms >= 400.0 {
+        Some(Hint::Delay)
+    } else if quality.jitter_ms >= 40.0 {
+        Some(Hint::Jitter)
+    } else {
+        Some(Hint::Loss)
     }
 }
 
 #[cfg(test)]
-mod path_tests {
-    use super::CandidateType;
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 0.005
+    }
+
+    #[test]
+    fn mos_is_pinned_on_known_points() {
+        // Expected values computed independently (Python) from the same formula.
+        // A perfect LAN: R = 93.2 - 10/40 = 92.95.
+        assert!(close(mos(0.0, 0.0, 0.0), 4.404), "{}", mos(0.0, 0.0, 0.0));
+        // 100 ms RTT, 10 ms jitter: delay 80 ms, R = 91.2.
+        assert!(close(mos(100.0, 10.0, 0.0), 4.367), "{}", mos(100.0, 10.0, 0.0));
+        // 400 ms RTT: delay 210 ms, R = 93.2 - 9 = 84.2.
+        assert!(close(mos(400.0, 0.0, 0.0), 4.172), "{}", mos(400.0, 0.0, 0.0));
+        // 10 % loss on a LAN: R = 92.95 - 25 = 67.95.
+        assert!(close(mos(0.0, 0.0, 10.0), 3.499), "{}", mos(0.0, 0.0, 10.0));
+        // Hopeless links bottom out at 1.
+        assert_eq!(mos(0.0, 0.0, 60.0), 1.0);
+        assert_eq!(mos(5_000.0, 500.0, 0.0), 1.0);
+    }
+
+    #[test]
+    fn mos_falls_as_any_impairment_grows() {
+        let base = mos(50.0, 5.0, 0.0);
+        assert!(mos(300.0, 5.0, 0.0) < base);
+        assert!(mos(50.0, 60.0, 0.0) < base);
+        assert!(mos(50.0, 5.0, 2.0) < base);
+        assert!(mos(-5.0, -1.0, -3.0) <= 4.5, "nonsense input stays in range");
+    }
+
+    #[test]
+    fn bars_follow_the_mos_thresholds() {
+        assert_eq!([4.4, 3.8, 3.3, 2.8, 1.5].map(bars), [5, 4, 3, 2, 1]);
+    }
+
+    #[test]
+    fn hints_name_the_worst_problem_of_a_poor_link() {
+        let good = Quality { mos: 4.3, ..Quality::default() };
+        assert_eq!(hint(&good), None);
+        let lossy = Quality { mos: 3.0, loss_pct: 8.0, rtt_ms: 500.0, ..Quality::default() };
+        assert_eq!(hint(&lossy), Some(Hint::Loss));
+        let far = Quality { mos: 3.0, rtt_ms: 900.0, ..Quality::default() };
+        assert_eq!(hint(&far), Some(Hint::Delay));
+        let jittery = Quality { mos: 3.4, jitter_ms: 80.0, ..Quality::default() };
+        assert_eq!(hint(&jittery), Some(Hint::Jitter));
+    }
+
+    fn reading(at_ms: f64) -> Sample {
+        Sample { at_ms, rtt_s: Some(0.1), jitter_s: 0.01, ..Sample::default() }
+    }
+
+    #[test]
+    fn interval_figures_come_from_counter_differences() {
+        let before = Sample {
+            bytes_sent: 10_000,
+            bytes_received: 20_000,
+            packets_received: 900,
+            packets_lost: 100,
+            jitter_buffer_delay_s: 10.0,
+            jitter_buffer_emitted: 100_000,
+            concealed_samples: 1_000,
+            total_samples_received: 100_000,
+            total_audio_energy: 1.0,
+            total_samples_duration: 10.0,
+            ..reading(1_000.0)
+        };
+        let after = Sample {
+            bytes_sent: 14_000,     // 4,000 B in 1 s = 32 kbit/s
+            bytes_received: 22_000, // 16 kbit/s
+            packets_received: 945,  // 45 received, 5 lost: 10 %
+            packets_lost: 105,
+            remote_fraction_lost: 0.1,
+            jitter_buffer_delay_s: 13.0, // 3 s over 48,000 samples: 0.0625 ms each
+            jitter_buffer_emitted: 148_000,
+            concealed_samples: 5_800, // 4,800 of 48,000: 10 %
+            total_samples_received: 148_000,
+            total_audio_energy: 1.25, // level 0.5 for 1 s
+            total_samples_duration: 11.0,
+            ..reading(2_000.0)
+        };
+        let q = Quality::between(&before, &after);
+        assert!(close(q.send_kbps, 32.0) && close(q.receive_kbps, 16.0), "{q:?}");
+        assert!(close(q.loss_pct, 10.0) && close(q.send_loss_pct, 10.0), "{q:?}");
+        assert!(close(q.rtt_ms, 100.0) && close(q.jitter_ms, 10.0), "{q:?}");
+        assert!(close(q.jitter_buffer_ms, 0.0625), "{q:?}");
+        assert!(close(q.concealment_pct, 10.0) && close(q.level, 0.5), "{q:?}");
+        assert!(close(q.mos, mos(100.0, 10.0, 10.0)), "{q:?}");
+    }
+
+    #[test]
+    fn silence_resets_and_idle_intervals_read_as_zero() {
+        let q = Quality::between(&reading(1_000.0), &reading(1_000.0));
+        assert_eq!((q.send_kbps, q.loss_pct, q.level, q.concealment_pct), (0.0, 0.0, 0.0, 0.0));
+        let energetic = Sample { total_audio_energy: 5.0, total_samples_duration: 10.0, ..reading(0.0) };
+        let reset = Sample { total_audio_energy: 0.1, total_samples_duration: 1.0, ..reading(1_000.0) };
+        assert_eq!(rms_level(&energetic, &reset), 0.0);
+    }
 
     #[test]
     fn candidate_types_round_trip_and_unknown_ones_are_none() {
