@@ -415,6 +415,18 @@ impl Browser {
             .collect())
     }
 
+    /// The width of the video the element `data-testid=id` is playing, if it is on the page.
+    pub async fn video_width(&self, id: &str) -> Result<Option<u64>> {
+        let script =
+            format!("const v = document.querySelector('{}'); return v ? v.videoWidth : null;", Self::testid(id));
+        Ok(self.client.execute(&script, vec![]).await?.as_u64())
+    }
+
+    /// A number attribute of the element `data-testid=id` (0 when absent).
+    pub async fn number(&self, id: &str, attribute: &str) -> Result<f64> {
+        Ok(self.attr(id, attribute).await?.and_then(|v| v.parse().ok()).unwrap_or(0.0))
+    }
+
     /// Whether an element `data-testid=id` is on the page now.
     pub async fn shows(&self, id: &str) -> Result<bool> {
         Ok(!self.client.find_all(Locator::Css(&Self::testid(id))).await?.is_empty())
@@ -454,6 +466,22 @@ impl Browser {
     pub async fn close(self) -> Result<()> {
         Ok(self.client.close().await?)
     }
+}
+
+/// Polls `test` until it holds, or fails after [`PATIENCE`] saying `what` never happened.
+pub async fn until<F, Fut>(what: &str, mut test: F) -> Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<bool>>,
+{
+    let start = Instant::now();
+    while start.elapsed() < PATIENCE {
+        if test().await? {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(Error::Timeout { what: what.into(), after: PATIENCE })
 }
 
 /// Ana opens the app, creates a room and joins; Bo opens the share link and joins.

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{Browser, ChromeDriver, PeerInfo, Relay, Result, median};
+use e2e::{Browser, ChromeDriver, PeerInfo, Relay, Result, median, until};
 
 /// The fake microphone beeps: a receiver hears an RMS level of about 0.5 during a beep and
 /// well above this over any one-second window.
@@ -26,6 +26,11 @@ async fn audio_flows_both_ways(ana: &Browser, bo: &Browser) -> Result<()> {
     ana.wait_peer("audio bytes flowing to and from Ana", grew(a0)).await?;
     bo.wait_peer("audio bytes flowing to and from Bo", grew(b0)).await?;
     Ok(())
+}
+
+/// Waits until the page's own microphone meter satisfies `test`.
+async fn wait_for_mic_level(browser: &Browser, what: &str, test: impl Fn(f64) -> bool) -> Result<()> {
+    until(what, || async { Ok(test(browser.number("mic-level", "data-level").await?)) }).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,9 +61,13 @@ async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
     bo.wait_peer("Bo hearing Ana's beeps", |p| p.level > HEARD).await?;
     println!("Ana hears Bo at RMS level {:.3}", heard.level);
 
+    // Bo's own meter shows his microphone hearing the beeps.
+    wait_for_mic_level(&bo, "Bo's meter moving", |level| level > HEARD).await?;
+
     // Bo mutes: Ana hears silence, though packets keep flowing. Bo unmutes: Ana hears him.
     bo.click("mute").await?;
     assert_eq!(bo.attr("mute", "aria-pressed").await?.as_deref(), Some("true"));
+    wait_for_mic_level(&bo, "Bo's meter silent while muted", |level| level < SILENT).await?;
     let silent = ana.wait_peer("silence from muted Bo", |p| p.level < SILENT).await?;
     ana.wait_peer("packets still arriving while Bo is muted", |p| p.bytes_received > silent.bytes_received).await?;
     bo.click("mute").await?;

@@ -24,7 +24,7 @@ use shared::stats::Quality;
 use web_sys::MediaStream;
 
 use crate::error::CallError;
-use crate::media::{self, MicSettings};
+use crate::media::{self, MicMeter, MicSettings};
 use crate::peer::{Ice, Peer, PeerView};
 use crate::signaling::{Socket, SocketEvent};
 
@@ -47,6 +47,14 @@ pub struct CallView {
     pub peer_left: RwSignal<bool>,
     /// The voice processing the browser actually applied to our microphone.
     pub mic: RwSignal<Option<MicSettings>>,
+    /// The level our microphone hears, 0 to 1 (0 while muted).
+    pub mic_level: RwSignal<f64>,
+    /// Whether the person wants the camera on (the toggle shows this at once).
+    pub camera_on: RwSignal<bool>,
+    /// Our camera, once it is running (the local preview shows it).
+    pub camera: RwSignal<Option<MediaStream>, LocalStorage>,
+    /// Why the camera did not start; the call goes on with voice.
+    pub camera_error: RwSignal<Option<CallError>>,
 }
 
 impl CallView {
@@ -58,6 +66,10 @@ impl CallView {
             error: RwSignal::new(None),
             peer_left: RwSignal::new(false),
             mic: RwSignal::new(None),
+            mic_level: RwSignal::new(0.0),
+            camera_on: RwSignal::new(false),
+            camera: RwSignal::new_local(None),
+            camera_error: RwSignal::new(None),
         }
     }
 
@@ -91,6 +103,7 @@ struct State {
     resume: Option<String>,
     ice: Ice,
     microphone: Option<MediaStream>,
+    meter: Option<MicMeter>,
     peers: BTreeMap<PeerId, Peer>,
     stats: Option<Interval>,
     /// Pings the relay and notices when it stops answering.
@@ -132,6 +145,43 @@ impl Call {
         }
     }
 
+    /// Turns our camera on or off, mid-call, without touching the audio. Off stops the
+    /// camera track, which releases the device.
+    pub fn set_camera(&self, on: bool) {
+        let inner = self.inner.clone();
+        inner.view.camera_on.set(on);
+        spawn_local(async move {
+            let view = inner.view;
+            view.camera_error.set(None);
+            if let Some(camera) = view.camera.get_untracked() {
+                media::stop(&camera);
+            }
+            let camera = if on {
+                match media::open_camera().await {
+                    Ok(camera) => Some(camera),
+                    Err(error) => {
+                        view.camera_on.set(false);
+                        view.camera_error.set(Some(error));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            // The person may have left while the camera was starting.
+            if view.session.get_untracked() == Session::Ended || inner.state.borrow().microphone.is_none() {
+                if let Some(camera) = &camera {
+                    media::stop(camera);
+                }
+                return;
+            }
+            for peer in inner.state.borrow().peers.values() {
+                peer.set_video(camera.as_ref());
+            }
+            view.camera.set(camera);
+        });
+    }
+
     /// Leaves the room, closes every connection and releases the microphone.
     pub fn leave(&self) {
         self.inner.leave();
@@ -156,11 +206,16 @@ impl Inner {
         };
         media::set_enabled(&microphone, !view.muted.get_untracked());
         view.mic.set(MicSettings::of(&microphone));
+        // The meter is a comfort, not a requirement: a browser without Web Audio still calls.
+        let meter = MicMeter::start(&microphone, view.mic_level)
+            .inspect_err(|error| leptos::logging::warn!("no microphone meter: {error:?}"))
+            .ok();
         let weak = Rc::downgrade(&self);
         let pagehide = EventListener::new(&window(), "pagehide", move |_| with(&weak, |inner| inner.leave()));
         {
             let mut state = self.state.borrow_mut();
             state.microphone = Some(microphone);
+            state.meter = meter;
             state._pagehide = Some(pagehide);
         }
         self.connect();
@@ -308,6 +363,9 @@ impl Inner {
         let send = move |signal| with(&weak, |inner| inner.send(&ClientMessage::Signal { to: id, signal }));
         match Peer::new(view, role, &ice, microphone, send) {
             Ok(peer) => {
+                if let Some(camera) = self.view.camera.get_untracked() {
+                    peer.set_video(Some(&camera));
+                }
                 self.state.borrow_mut().peers.insert(id, peer);
                 self.view.peers.update(|peers| {
                     peers.push(view);
@@ -330,6 +388,10 @@ impl Inner {
     /// shows and the link's bitrate controller acts on.
     fn read_stats(self: &Rc<Self>) {
         for view in self.view.peers.get_untracked() {
+            let showing = view.video.with_untracked(|video| video.as_ref().is_some_and(media::shows_video));
+            if view.showing_video.get_untracked() != showing {
+                view.showing_video.set(showing);
+            }
             let reading = match self.state.borrow().peers.get(&view.id) {
                 Some(peer) => peer.stats(),
                 None => continue,
@@ -376,10 +438,16 @@ impl Inner {
         if let Some(microphone) = &state.microphone {
             media::stop(microphone);
         }
+        if let Some(camera) = self.view.camera.get_untracked() {
+            media::stop(&camera);
+        }
+        self.view.camera.set(None);
+        self.view.camera_on.set(false);
         // Dropping the state closes the peer connections and the socket, and stops every
         // timer and listener.
         drop(state);
         self.view.peers.set(Vec::new());
+        self.view.mic_level.set(0.0);
     }
 }
 

@@ -35,6 +35,8 @@ pub enum CallError {
     RelayBusy,
     /// Every connection to the others failed: the networks cannot reach each other.
     PeerUnreachable,
+    /// The camera could not start (refused, missing, busy); the call goes on with voice.
+    CameraUnavailable,
     /// Anything else, with the browser's words for the console.
     Unexpected(String),
 }
@@ -83,6 +85,7 @@ impl CallError {
             Self::Outdated => (text.outdated, text.outdated_fix),
             Self::RelayBusy => (text.relay_busy, text.relay_busy_fix),
             Self::PeerUnreachable => (text.peer_unreachable, text.peer_unreachable_fix),
+            Self::CameraUnavailable => (text.camera_unavailable, text.camera_unavailable_fix),
             Self::Unexpected(_) => (text.unexpected, text.unexpected_fix),
         }
     }
@@ -102,6 +105,7 @@ impl CallError {
             Self::Outdated => "outdated",
             Self::RelayBusy => "relay_busy",
             Self::PeerUnreachable => "peer_unreachable",
+            Self::CameraUnavailable => "camera_unavailable",
             Self::Unexpected(_) => "unexpected",
         }
     }

@@ -21,6 +21,24 @@ const VOICE: &str = r#"{
     "video": false
 }"#;
 
+/// What we ask of the camera: 720p30 on a computer; on a phone (coarse pointer) 360p at a
+/// lower rate, which its uplink and battery can sustain. The front camera.
+const CAMERA_DESKTOP: &str =
+    r#"{"audio": false, "video": {"width": {"ideal": 1280}, "height": {"ideal": 720}, "frameRate": {"ideal": 30}}}"#;
+const CAMERA_PHONE: &str = r#"{"audio": false, "video": {"width": {"ideal": 640}, "height": {"ideal": 360},
+    "frameRate": {"ideal": 24}, "facingMode": {"ideal": "user"}}}"#;
+
+/// Opens the camera.
+pub async fn open_camera() -> Result<MediaStream, CallError> {
+    let window = web_sys::window().ok_or(CallError::NoWebRtc)?;
+    let phone = window.match_media("(pointer: coarse)").ok().flatten().is_some_and(|query| query.matches());
+    let constraints = if phone { CAMERA_PHONE } else { CAMERA_DESKTOP };
+    get_user_media(constraints).await.map_err(|error| match error {
+        CallError::MicDenied | CallError::NoMic | CallError::MicBusy => CallError::CameraUnavailable,
+        other => other,
+    })
+}
+
 /// Checks that this page can make calls at all, before asking for anything.
 pub fn check_support() -> Result<(), CallError> {
     let window = web_sys::window().ok_or(CallError::NoWebRtc)?;
@@ -35,11 +53,15 @@ pub fn check_support() -> Result<(), CallError> {
 
 /// Opens the microphone. Must follow a user gesture on phones.
 pub async fn open_microphone() -> Result<MediaStream, CallError> {
+    get_user_media(VOICE).await
+}
+
+async fn get_user_media(constraints: &str) -> Result<MediaStream, CallError> {
     check_support()?;
     let navigator = web_sys::window().ok_or(CallError::NoWebRtc)?.navigator();
     let devices = navigator.media_devices().map_err(|_| CallError::Insecure)?;
     let constraints: MediaStreamConstraints =
-        js_sys::JSON::parse(VOICE).map_err(|e| CallError::unexpected(&e))?.unchecked_into();
+        js_sys::JSON::parse(constraints).map_err(|e| CallError::unexpected(&e))?.unchecked_into();
     let request = devices.get_user_media_with_constraints(&constraints).map_err(|e| CallError::from_media(&e))?;
     let stream = JsFuture::from(request).await.map_err(|e| CallError::from_media(&e))?;
     Ok(stream.unchecked_into())
@@ -50,6 +72,14 @@ pub fn set_enabled(stream: &MediaStream, enabled: bool) {
     for track in stream.get_tracks() {
         track.unchecked_into::<web_sys::MediaStreamTrack>().set_enabled(enabled);
     }
+}
+
+/// Whether `stream` has a video track that is live and not muted.
+pub fn shows_video(stream: &MediaStream) -> bool {
+    stream.get_video_tracks().iter().any(|track| {
+        let track: web_sys::MediaStreamTrack = track.unchecked_into();
+        track.ready_state() == web_sys::MediaStreamTrackState::Live && !track.muted()
+    })
 }
 
 /// Stops every track, releasing the device (the browser's "in use" indicator goes off).
@@ -89,5 +119,40 @@ impl MicSettings {
             sample_rate: number("sampleRate"),
             channel_count: number("channelCount"),
         })
+    }
+}
+
+/// A live level meter on our own microphone (Web Audio `AnalyserNode`), so a person can
+/// see that the microphone hears them. Stopped on drop.
+pub struct MicMeter {
+    context: web_sys::AudioContext,
+    _timer: gloo_timers::callback::Interval,
+}
+
+impl MicMeter {
+    /// How often the level is read, ms: smooth enough for the eye.
+    const PERIOD_MS: u32 = 100;
+
+    /// Meters `stream`, writing its RMS level into `level` ten times a second.
+    pub fn start(stream: &MediaStream, level: leptos::prelude::RwSignal<f64>) -> Result<Self, CallError> {
+        use leptos::prelude::Set;
+        let unexpected = |e: wasm_bindgen::JsValue| CallError::unexpected(&e);
+        let context = web_sys::AudioContext::new().map_err(unexpected)?;
+        let source = context.create_media_stream_source(stream).map_err(unexpected)?;
+        let analyser = context.create_analyser().map_err(unexpected)?;
+        analyser.set_fft_size(512);
+        source.connect_with_audio_node(&analyser).map_err(unexpected)?;
+        let mut block = vec![0f32; analyser.fft_size() as usize];
+        let timer = gloo_timers::callback::Interval::new(Self::PERIOD_MS, move || {
+            analyser.get_float_time_domain_data(&mut block);
+            level.set(shared::stats::rms(&block));
+        });
+        Ok(Self { context, _timer: timer })
+    }
+}
+
+impl Drop for MicMeter {
+    fn drop(&mut self) {
+        let _ = self.context.close();
     }
 }

@@ -18,8 +18,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcIceServer, RtcIceTransportPolicy,
-    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcSdpType, RtcSessionDescriptionInit, RtcSignalingState,
-    RtcTrackEvent,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcRtpTransceiver, RtcRtpTransceiverDirection, RtcSdpType,
+    RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
 };
 
 use crate::browser;
@@ -41,6 +41,10 @@ pub struct PeerView {
     pub max_bitrate: RwSignal<Option<u32>>,
     /// What this peer sends us, once its first track arrives.
     pub stream: RwSignal<Option<MediaStream>, LocalStorage>,
+    /// The stream carrying this peer's camera, once it has turned it on.
+    pub video: RwSignal<Option<MediaStream>, LocalStorage>,
+    /// Whether that camera is showing now.
+    pub showing_video: RwSignal<bool>,
 }
 
 impl PeerView {
@@ -53,6 +57,8 @@ impl PeerView {
             quality: RwSignal::new(Quality::default()),
             max_bitrate: RwSignal::new(None),
             stream: RwSignal::new_local(None),
+            video: RwSignal::new_local(None),
+            showing_video: RwSignal::new(false),
         }
     }
 }
@@ -136,7 +142,12 @@ impl Peer {
                         stream
                     }
                 };
-                view.stream.set(Some(stream));
+                if event.track().kind() == "video" {
+                    view.video.set(Some(stream));
+                    view.showing_video.set(true);
+                } else {
+                    view.stream.set(Some(stream));
+                }
             }),
             Inner::listen(&inner, "connectionstatechange", move |inner, _| {
                 let link = Link::from_connection_state(&browser::string(&inner.pc, "connectionState"));
@@ -169,6 +180,41 @@ impl Peer {
             let report: js_sys::Map =
                 JsFuture::from(request).await.map_err(|e| CallError::unexpected(&e))?.unchecked_into();
             Ok((read_sample(&report), max_bitrate))
+        }
+    }
+
+    /// Sends our camera to this peer, or stops sending video (`None`). The one video
+    /// transceiver is reused: turning the camera on or off renegotiates its direction and
+    /// never touches the audio.
+    pub fn set_video(&self, camera: Option<&MediaStream>) {
+        let pc = &self.inner.pc;
+        let transceiver = pc
+            .get_transceivers()
+            .iter()
+            .map(JsCast::unchecked_into::<RtcRtpTransceiver>)
+            .find(|t| t.receiver().track().kind() == "video");
+        let track = camera.and_then(|stream| stream.get_video_tracks().get(0).dyn_into::<MediaStreamTrack>().ok());
+        let replace = |transceiver: &RtcRtpTransceiver, track: Option<&MediaStreamTrack>| {
+            let replaced = transceiver.sender().replace_track(track);
+            spawn_local(async move {
+                if let Err(error) = JsFuture::from(replaced).await {
+                    leptos::logging::warn!("could not switch the video track: {error:?}");
+                }
+            });
+        };
+        match (transceiver, track, camera) {
+            (Some(transceiver), Some(track), _) => {
+                replace(&transceiver, Some(&track));
+                transceiver.set_direction(RtcRtpTransceiverDirection::Sendrecv);
+            }
+            (Some(transceiver), None, _) => {
+                replace(&transceiver, None);
+                transceiver.set_direction(RtcRtpTransceiverDirection::Recvonly);
+            }
+            (None, Some(track), Some(stream)) => {
+                pc.add_track_0(&track, stream);
+            }
+            _ => {}
         }
     }
 

@@ -105,6 +105,7 @@ fn Room(room: RoomId) -> impl IntoView {
     on_cleanup(move || call.try_with_value(Call::dispose).unwrap_or_default());
     let view = call.with_value(Call::view);
     let state = Memo::new(move |_| view.state());
+    let camera_on = move || view.camera_on.get();
     view! {
         <main class="room">
             <ShareLink url=share_url />
@@ -137,7 +138,20 @@ fn Room(room: RoomId) -> impl IntoView {
                     }
                     Session::Joining | Session::Joined | Session::Lost => {
                         let muted = view.muted;
+                        let level = view.mic_level;
                         view! {
+                            <span
+                                class="meter mine"
+                                role="meter"
+                                data-testid="mic-level"
+                                data-level=move || format!("{:.3}", level.get())
+                                aria-label=move || text().your_microphone
+                                aria-valuemin="0"
+                                aria-valuemax="1"
+                                aria-valuenow=move || format!("{:.2}", level.get())
+                            >
+                                <span class="meter-fill" style:width=move || format!("{:.0}%", (level.get() * 200.0).min(100.0))></span>
+                            </span>
                             <button
                                 class="toggle"
                                 class:on=move || muted.get()
@@ -146,6 +160,15 @@ fn Room(room: RoomId) -> impl IntoView {
                                 on:click=move |_| call.with_value(|c| c.set_muted(!muted.get_untracked()))
                             >
                                 {move || if muted.get() { text().unmute } else { text().mute }}
+                            </button>
+                            <button
+                                class="toggle"
+                                class:on=move || camera_on()
+                                data-testid="video"
+                                aria-pressed=move || camera_on().to_string()
+                                on:click=move |_| call.with_value(|c| c.set_camera(!camera_on()))
+                            >
+                                {move || text().camera_on}
                             </button>
                             <button class="danger" data-testid="leave" on:click=move |_| call.with_value(Call::leave)>
                                 {move || text().leave}
@@ -158,6 +181,8 @@ fn Room(room: RoomId) -> impl IntoView {
             <Show when=move || view.muted.get() && matches!(view.session.get(), Session::Joined)>
                 <p class="muted-note">{move || text().you_are_muted}</p>
             </Show>
+            {move || view.camera_error.get().map(|error| view! { <Problem error /> })}
+            {move || view.camera.get().map(|stream| view! { <LocalVideo stream /> })}
             {move || view.mic.get().map(|settings| view! { <MicDetails settings /> })}
         </main>
     }
@@ -317,9 +342,44 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
                     <Row label=|t| t.path value=move || path_label(peer.stats.with(|s| s.path)) />
                 </dl>
             </details>
+            <Show when=move || peer.showing_video.get()>
+                <RemoteVideo stream=peer.video />
+            </Show>
             <audio node_ref=audio autoplay></audio>
         </li>
     }
+}
+
+/// A `<video>` playing `stream`: muted (the sound comes through the `<audio>`), inline.
+fn video_element(
+    testid: &'static str,
+    class: &'static str,
+    stream: impl Fn() -> Option<web_sys::MediaStream> + 'static,
+) -> impl IntoView {
+    let video = NodeRef::<leptos::html::Video>::new();
+    Effect::new(move |_| {
+        let stream = stream();
+        if let Some(element) = video.get() {
+            let _ = element.set_attribute("playsinline", "");
+            element.set_muted(true);
+            element.set_src_object(stream.as_ref());
+            let _ = element.play();
+        }
+    });
+    view! { <video node_ref=video class=class data-testid=testid autoplay></video> }
+}
+
+/// Our own camera, small.
+#[component]
+fn LocalVideo(stream: web_sys::MediaStream) -> impl IntoView {
+    let stream = StoredValue::new_local(stream);
+    video_element("local-video", "local-video", move || Some(stream.get_value()))
+}
+
+/// A remote camera, large.
+#[component]
+fn RemoteVideo(stream: RwSignal<Option<web_sys::MediaStream>, LocalStorage>) -> impl IntoView {
+    video_element("remote-video", "remote-video", move || stream.get())
 }
 
 /// One line of a details panel.

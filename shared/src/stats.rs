@@ -158,6 +158,16 @@ pub fn rms_level(before: &Sample, after: &Sample) -> f64 {
     if duration <= 0.0 || energy <= 0.0 { 0.0 } else { (energy / duration).sqrt().min(1.0) }
 }
 
+/// The RMS level of a block of samples in `[-1, 1]` (an `AnalyserNode`'s time-domain
+/// data): the same scale as the level heard from peers.
+pub fn rms(samples: &[f32]) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
+    (energy / samples.len() as f64).sqrt().min(1.0)
+}
+
 /// Voice quality (MOS, 1 to 4.5) from round-trip time, jitter and loss, by the simplified
 /// ITU-T G.107 E-model used widely in VoIP and WebRTC monitoring: the one-way delay a
 /// listener feels is half the RTT plus twice the jitter (the jitter buffer) plus 10 ms of
@@ -245,6 +255,15 @@ mod tests {
         assert!(mos(50.0, 60.0, 0.0) < base);
         assert!(mos(50.0, 5.0, 2.0) < base);
         assert!(mos(-5.0, -1.0, -3.0) <= 4.5, "nonsense input stays in range");
+    }
+
+    #[test]
+    fn rms_of_blocks() {
+        assert_eq!(rms(&[]), 0.0);
+        assert_eq!(rms(&[0.0; 64]), 0.0);
+        assert!(close(rms(&[0.5, -0.5, 0.5, -0.5]), 0.5));
+        assert!(close(rms(&[1.0, -1.0]), 1.0));
+        assert!(close(rms(&[3.0, -3.0]), 1.0), "clipped input stays in range");
     }
 
     #[test]
