@@ -51,8 +51,10 @@ async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
     ana.click("join").await?;
     ana.wait_state("waiting").await?;
 
-    // Bo taps the link and joins with one tap.
+    // Bo taps the link, checks that his microphone hears him, and joins with one tap.
     bo.open(&link).await?;
+    bo.click("mic-test").await?;
+    wait_for_mic_level(&bo, "Bo's meter moving before he joins", |level| level > HEARD).await?;
     bo.click("join").await?;
     bo.wait_state("connected").await?;
     ana.wait_state("connected").await?;
@@ -61,8 +63,8 @@ async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
     bo.wait_peer("Bo hearing Ana's beeps", |p| p.level > HEARD).await?;
     println!("Ana hears Bo at RMS level {:.3}", heard.level);
 
-    // Bo's own meter shows his microphone hearing the beeps.
-    wait_for_mic_level(&bo, "Bo's meter moving", |level| level > HEARD).await?;
+    // Bo's own meter shows his microphone hearing the beeps in the call too.
+    wait_for_mic_level(&bo, "Bo's meter moving in the call", |level| level > HEARD).await?;
 
     // Bo mutes: Ana hears silence, though packets keep flowing. Bo unmutes: Ana hears him.
     bo.click("mute").await?;

@@ -31,12 +31,20 @@ async fn the_camera_comes_and_goes_mid_call_without_touching_the_audio() -> Resu
     until("Ana's own preview", || async { Ok(ana.video_width("local-video").await?.unwrap_or(0) > 0) }).await?;
     until("Bo seeing Ana's camera", || async { Ok(bo.video_width("remote-video").await?.unwrap_or(0) > 0) }).await?;
     println!("Bo sees Ana's camera at {} px wide", bo.video_width("remote-video").await?.unwrap_or(0));
+    until("a video tier for Ana's camera", || async {
+        Ok(matches!(ana.stats().await?.get("video-tier").map(String::as_str), Some("medium" | "high")))
+    })
+    .await?;
     let during = audio(&ana, before).await?;
 
     ana.click("video").await?;
     assert_eq!(ana.attr("video", "aria-pressed").await?.as_deref(), Some("false"));
     until("Ana's preview gone", || async { Ok(!ana.shows("local-video").await?) }).await?;
     until("Ana's picture gone at Bo's", || async { Ok(!bo.shows("remote-video").await?) }).await?;
+    until("no video tier once the camera is off", || async {
+        Ok(ana.stats().await?.get("video-tier").is_none_or(String::is_empty))
+    })
+    .await?;
     let after = audio(&ana, during).await?;
 
     // Same peer connection all along: the same peer, and audio counters that kept growing

@@ -133,7 +133,20 @@ impl Call {
     /// Opens the microphone and joins the room. Call it from a click: phones unlock the
     /// microphone and audio playback only in a user gesture.
     pub fn join(&self) {
-        spawn_local(self.inner.clone().join());
+        spawn_local(self.inner.clone().join(MicMeter::context()));
+    }
+
+    /// Opens the microphone before joining, so the person can see the meter move; joining
+    /// then uses the same microphone. Call it from a click, like [`Call::join`].
+    pub fn test_microphone(&self) {
+        let inner = self.inner.clone();
+        let context = MicMeter::context();
+        spawn_local(async move {
+            inner.view.error.set(None);
+            if let Err(error) = inner.microphone(context).await {
+                inner.fail(error);
+            }
+        });
     }
 
     /// Mutes or unmutes our microphone. The track stays and sends silence, so unmuting is
@@ -194,31 +207,42 @@ impl Call {
 }
 
 impl Inner {
-    async fn join(self: Rc<Self>) {
-        self.hang_up();
+    async fn join(self: Rc<Self>, meter_context: Option<web_sys::AudioContext>) {
+        // A fresh session; a microphone opened for a test before joining stays.
+        self.disconnect();
         let view = self.view;
         view.error.set(None);
         view.peer_left.set(false);
         view.session.set(Session::Joining);
-        let microphone = match media::open_microphone().await {
-            Ok(microphone) => microphone,
-            Err(error) => return self.fail(error),
-        };
+        if let Err(error) = self.microphone(meter_context).await {
+            return self.fail(error);
+        }
+        let weak = Rc::downgrade(&self);
+        let pagehide = EventListener::new(&window(), "pagehide", move |_| with(&weak, |inner| inner.leave()));
+        self.state.borrow_mut()._pagehide = Some(pagehide);
+        self.connect();
+    }
+
+    /// Our microphone, opened (with its meter) if it is not yet.
+    async fn microphone(&self, meter_context: Option<web_sys::AudioContext>) -> Result<MediaStream, CallError> {
+        if let Some(microphone) = self.state.borrow().microphone.clone() {
+            return Ok(microphone);
+        }
+        let microphone = media::open_microphone().await?;
+        let view = self.view;
         media::set_enabled(&microphone, !view.muted.get_untracked());
         view.mic.set(MicSettings::of(&microphone));
         // The meter is a comfort, not a requirement: a browser without Web Audio still calls.
-        let meter = MicMeter::start(&microphone, view.mic_level)
-            .inspect_err(|error| leptos::logging::warn!("no microphone meter: {error:?}"))
-            .ok();
-        let weak = Rc::downgrade(&self);
-        let pagehide = EventListener::new(&window(), "pagehide", move |_| with(&weak, |inner| inner.leave()));
-        {
-            let mut state = self.state.borrow_mut();
-            state.microphone = Some(microphone);
-            state.meter = meter;
-            state._pagehide = Some(pagehide);
-        }
-        self.connect();
+        let meter = meter_context
+            .and_then(|context| MicMeter::start(context, &microphone, view.mic_level).ok())
+            .or_else(|| {
+                leptos::logging::warn!("no microphone meter in this browser");
+                None
+            });
+        let mut state = self.state.borrow_mut();
+        state.microphone = Some(microphone.clone());
+        state.meter = meter;
+        Ok(microphone)
     }
 
     /// Opens a socket to the relay; the join (or resume) goes out when it opens.
@@ -404,7 +428,7 @@ impl Inner {
                 if before.at_ms > 0.0 {
                     let quality = Quality::between(&before, &sample);
                     if let Some(peer) = inner.state.borrow().peers.get(&view.id) {
-                        peer.adapt(js_sys::Date::now(), &quality, max_bitrate);
+                        view.video_tier.set(peer.adapt(js_sys::Date::now(), &quality, max_bitrate));
                     }
                     view.quality.set(quality);
                 }
@@ -433,21 +457,40 @@ impl Inner {
         self.view.session.set(Session::Failed);
     }
 
+    /// Ends the session with the relay and every peer connection; keeps the devices.
+    fn disconnect(&self) {
+        let connections = {
+            let mut state = self.state.borrow_mut();
+            let devices = (state.microphone.take(), state.meter.take());
+            let connections = std::mem::take(&mut *state);
+            (state.microphone, state.meter) = devices;
+            connections
+        };
+        // Dropping the old state closes the peer connections and the socket, and stops
+        // every timer and listener.
+        drop(connections);
+        self.view.peers.set(Vec::new());
+    }
+
+    /// Ends everything and releases the microphone and camera (their in-use indicators go
+    /// off).
     fn hang_up(&self) {
-        let state = std::mem::take(&mut *self.state.borrow_mut());
-        if let Some(microphone) = &state.microphone {
+        self.disconnect();
+        let (microphone, meter) = {
+            let mut state = self.state.borrow_mut();
+            (state.microphone.take(), state.meter.take())
+        };
+        if let Some(microphone) = &microphone {
             media::stop(microphone);
         }
+        drop(meter);
         if let Some(camera) = self.view.camera.get_untracked() {
             media::stop(&camera);
         }
         self.view.camera.set(None);
         self.view.camera_on.set(false);
-        // Dropping the state closes the peer connections and the socket, and stops every
-        // timer and listener.
-        drop(state);
-        self.view.peers.set(Vec::new());
         self.view.mic_level.set(0.0);
+        self.view.mic.set(None);
     }
 }
 

@@ -30,13 +30,18 @@ const CAMERA_PHONE: &str = r#"{"audio": false, "video": {"width": {"ideal": 640}
 
 /// Opens the camera.
 pub async fn open_camera() -> Result<MediaStream, CallError> {
-    let window = web_sys::window().ok_or(CallError::NoWebRtc)?;
-    let phone = window.match_media("(pointer: coarse)").ok().flatten().is_some_and(|query| query.matches());
-    let constraints = if phone { CAMERA_PHONE } else { CAMERA_DESKTOP };
+    let constraints = if is_phone() { CAMERA_PHONE } else { CAMERA_DESKTOP };
     get_user_media(constraints).await.map_err(|error| match error {
         CallError::MicDenied | CallError::NoMic | CallError::MicBusy => CallError::CameraUnavailable,
         other => other,
     })
+}
+
+/// Whether this is a phone or tablet (a coarse pointer: a finger).
+pub fn is_phone() -> bool {
+    web_sys::window()
+        .and_then(|window| window.match_media("(pointer: coarse)").ok().flatten())
+        .is_some_and(|query| query.matches())
 }
 
 /// Checks that this page can make calls at all, before asking for anything.
@@ -130,22 +135,40 @@ pub struct MicMeter {
 }
 
 impl MicMeter {
-    /// How often the level is read, ms: smooth enough for the eye.
-    const PERIOD_MS: u32 = 100;
+    /// How often the level is read, ms: smooth enough for the eye, and with the window
+    /// below, nearly every sample is seen (a click or a plosive is not missed).
+    const PERIOD_MS: u32 = 50;
+    /// Samples per reading: about 43 ms at 48 kHz.
+    const WINDOW: u32 = 2048;
 
-    /// Meters `stream`, writing its RMS level into `level` ten times a second.
-    pub fn start(stream: &MediaStream, level: leptos::prelude::RwSignal<f64>) -> Result<Self, CallError> {
+    /// An audio context for a meter. Make it in the click that asks for the microphone:
+    /// made later, outside the user gesture, it may stay suspended and hear nothing.
+    pub fn context() -> Option<web_sys::AudioContext> {
+        web_sys::AudioContext::new().ok()
+    }
+
+    /// Meters `stream` in `context`, writing its level (peak-held RMS) into `level` twenty
+    /// times a second.
+    pub fn start(
+        context: web_sys::AudioContext,
+        stream: &MediaStream,
+        level: leptos::prelude::RwSignal<f64>,
+    ) -> Result<Self, CallError> {
         use leptos::prelude::Set;
         let unexpected = |e: wasm_bindgen::JsValue| CallError::unexpected(&e);
-        let context = web_sys::AudioContext::new().map_err(unexpected)?;
         let source = context.create_media_stream_source(stream).map_err(unexpected)?;
         let analyser = context.create_analyser().map_err(unexpected)?;
-        analyser.set_fft_size(512);
+        analyser.set_fft_size(Self::WINDOW);
         source.connect_with_audio_node(&analyser).map_err(unexpected)?;
+        // A context can start suspended where the browser's autoplay policy is strict.
+        if context.state() != web_sys::AudioContextState::Running {
+            let _ = context.resume();
+        }
         let mut block = vec![0f32; analyser.fft_size() as usize];
         let timer = gloo_timers::callback::Interval::new(Self::PERIOD_MS, move || {
+            use leptos::prelude::GetUntracked;
             analyser.get_float_time_domain_data(&mut block);
-            level.set(shared::stats::rms(&block));
+            level.set(shared::stats::meter(level.get_untracked(), shared::stats::rms(&block)));
         });
         Ok(Self { context, _timer: timer })
     }

@@ -8,7 +8,7 @@ use gloo_events::EventListener;
 use gloo_timers::callback::Timeout;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::bitrate::AudioBitrate;
+use shared::bitrate::{AudioBitrate, VideoLadder, VideoTier};
 use shared::call::{CONNECT_TIMEOUT, Link};
 use shared::negotiation::{self, OfferAction, Role};
 use shared::protocol::{IceServer, IceTransportPolicy, Signal};
@@ -39,6 +39,8 @@ pub struct PeerView {
     pub quality: RwSignal<Quality>,
     /// The `maxBitrate` our audio sender to this peer runs at, as the browser reports it.
     pub max_bitrate: RwSignal<Option<u32>>,
+    /// The rung our camera sender to this peer is on, while the camera is on.
+    pub video_tier: RwSignal<Option<VideoTier>>,
     /// What this peer sends us, once its first track arrives.
     pub stream: RwSignal<Option<MediaStream>, LocalStorage>,
     /// The stream carrying this peer's camera, once it has turned it on.
@@ -56,6 +58,7 @@ impl PeerView {
             stats: RwSignal::new(Sample::default()),
             quality: RwSignal::new(Quality::default()),
             max_bitrate: RwSignal::new(None),
+            video_tier: RwSignal::new(None),
             stream: RwSignal::new_local(None),
             video: RwSignal::new_local(None),
             showing_video: RwSignal::new(false),
@@ -87,6 +90,8 @@ struct Inner {
     send: Box<dyn Fn(Signal)>,
     /// Picks our audio bitrate toward this peer from each second's quality.
     bitrate: RefCell<AudioBitrate>,
+    /// Picks our video tier toward this peer while the camera is on.
+    video: RefCell<Option<Video>>,
     /// Restarts ICE if the link stays disconnected.
     restart: RefCell<Option<Timeout>>,
 }
@@ -112,6 +117,7 @@ impl Peer {
             microphone,
             send: Box::new(send),
             bitrate: RefCell::new(AudioBitrate::new(js_sys::Date::now())),
+            video: RefCell::new(None),
             restart: RefCell::new(None),
         });
         let listeners = [
@@ -194,6 +200,12 @@ impl Peer {
             .map(JsCast::unchecked_into::<RtcRtpTransceiver>)
             .find(|t| t.receiver().track().kind() == "video");
         let track = camera.and_then(|stream| stream.get_video_tracks().get(0).dyn_into::<MediaStreamTrack>().ok());
+        *self.inner.video.borrow_mut() = track.as_ref().map(|track| {
+            let settings: JsValue = track.get_settings().into();
+            let height = browser::number(&settings, "height") as u32;
+            let ceiling = if crate::media::is_phone() { VideoTier::Medium } else { VideoTier::High };
+            Video { ladder: VideoLadder::new(js_sys::Date::now(), ceiling), camera_height: height, applied: None }
+        });
         let replace = |transceiver: &RtcRtpTransceiver, track: Option<&MediaStreamTrack>| {
             let replaced = transceiver.sender().replace_track(track);
             spawn_local(async move {
@@ -218,13 +230,29 @@ impl Peer {
         }
     }
 
-    /// Feeds a second's quality to the bitrate controller, and applies its target when it
-    /// changes (or was never applied: the sender then runs at the browser's default).
-    pub fn adapt(&self, now_ms: f64, quality: &Quality, applied: Option<u32>) {
+    /// Feeds a second's quality to the bitrate controllers, and applies their targets when
+    /// they change (or were never applied: the sender then runs at the browser's default).
+    /// Returns the video tier, while the camera is on.
+    pub fn adapt(&self, now_ms: f64, quality: &Quality, applied: Option<u32>) -> Option<VideoTier> {
         let target = self.inner.bitrate.borrow_mut().update(now_ms, quality);
         if applied != Some(target) {
-            self.inner.set_max_bitrate(target);
+            self.inner.configure_senders("audio", |encoding| set(encoding, "maxBitrate", f64::from(target)));
         }
+        let mut video = self.inner.video.borrow_mut();
+        let video = video.as_mut()?;
+        let tier = video.ladder.update(now_ms, quality);
+        if video.applied != Some(tier) {
+            video.applied = Some(tier);
+            let scale = tier.scale_down_from(video.camera_height);
+            self.inner.configure_senders("video", |encoding| {
+                set(encoding, "active", tier != VideoTier::Off);
+                if tier != VideoTier::Off {
+                    set(encoding, "maxBitrate", f64::from(tier.max_bitrate()));
+                    set(encoding, "scaleResolutionDownBy", scale);
+                }
+            });
+        }
+        Some(tier)
     }
 }
 
@@ -264,6 +292,8 @@ fn read_sample(report: &js_sys::Map) -> Sample {
     let pair = report.get(&selected_pair.into());
     let local = report.get(&browser::string(&pair, "localCandidateId").into());
     sample.path = CandidateType::parse(&browser::string(&local, "candidateType"));
+    let available = browser::number(&pair, "availableOutgoingBitrate");
+    sample.available_outgoing_bps = (available > 0.0).then_some(available);
     let pair_rtt = browser::number(&pair, "currentRoundTripTime");
     sample.rtt_s = if pair_rtt > 0.0 { Some(pair_rtt) } else { remote_rtt };
     let codec = browser::string(&report.get(&codec_id.into()), "mimeType");
@@ -278,36 +308,34 @@ impl Drop for Peer {
 }
 
 impl Inner {
-    /// Our audio senders (one per microphone track).
-    fn audio_senders(&self) -> impl Iterator<Item = JsValue> {
-        self.pc.get_senders().into_iter().filter(|sender| {
+    /// Our senders whose track is of `kind` (`audio` or `video`).
+    fn senders(&self, kind: &'static str) -> impl Iterator<Item = JsValue> {
+        self.pc.get_senders().into_iter().filter(move |sender| {
             let track = js_sys::Reflect::get(sender, &"track".into()).unwrap_or_default();
-            browser::string(&track, "kind") == "audio"
+            browser::string(&track, "kind") == kind
         })
     }
 
     /// The `maxBitrate` of our first audio sender's first encoding, if set.
     fn max_bitrate(&self) -> Option<u32> {
-        let sender = self.audio_senders().next()?;
+        let sender = self.senders("audio").next()?;
         let parameters = browser::call(&sender, "getParameters", &[]).ok()?;
         let encoding =
             js_sys::Reflect::get(&parameters, &"encodings".into()).ok()?.dyn_into::<js_sys::Array>().ok()?.get(0);
         Some(browser::number(&encoding, "maxBitrate") as u32).filter(|bps| *bps > 0)
     }
 
-    /// Caps every audio sender at `bps`. `setParameters` takes the very object
-    /// `getParameters` returned, changed; a fresh one is rejected.
-    fn set_max_bitrate(&self, bps: u32) {
-        for sender in self.audio_senders() {
+    /// Changes every encoding of our `kind` senders with `change`. `setParameters` takes
+    /// the very object `getParameters` returned, changed; a fresh one is rejected.
+    fn configure_senders(&self, kind: &'static str, change: impl Fn(&JsValue)) {
+        for sender in self.senders(kind) {
             let Ok(parameters) = browser::call(&sender, "getParameters", &[]) else { continue };
             let encodings = js_sys::Reflect::get(&parameters, &"encodings".into()).unwrap_or_default();
             let Ok(encodings) = encodings.dyn_into::<js_sys::Array>() else { continue };
-            for encoding in encodings.iter() {
-                let _ = js_sys::Reflect::set(&encoding, &"maxBitrate".into(), &f64::from(bps).into());
-            }
+            encodings.iter().for_each(|encoding| change(&encoding));
             spawn_local(async move {
                 if let Err(error) = browser::call_async(&sender, "setParameters", &[&parameters]).await {
-                    leptos::logging::warn!("could not set the audio bitrate: {error:?}");
+                    leptos::logging::warn!("could not configure the {kind} sender: {error:?}");
                 }
             });
         }
@@ -420,6 +448,19 @@ impl Inner {
         }
         Ok(())
     }
+}
+
+/// The video controller of one link, and what it last applied.
+struct Video {
+    ladder: VideoLadder,
+    /// The height the camera captures, pixels.
+    camera_height: u32,
+    applied: Option<VideoTier>,
+}
+
+/// Sets `object[key] = value`.
+fn set(object: &JsValue, key: &str, value: impl Into<JsValue>) {
+    let _ = js_sys::Reflect::set(object, &key.into(), &value.into());
 }
 
 /// What the relay said about ICE: the servers and whether only TURN may be used.

@@ -6,6 +6,7 @@ use leptos::task::spawn_local;
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::hooks::{use_navigate, use_params_map};
 use leptos_router::path;
+use shared::bitrate::VideoTier;
 use shared::call::{CallState, Session};
 use shared::room::RoomId;
 use shared::stats::{self, CandidateType, Hint, SPEAKING};
@@ -124,6 +125,9 @@ fn Room(room: RoomId) -> impl IntoView {
                     <RemotePeer peer />
                 </For>
             </ul>
+            <Show when=move || view.mic.with(Option::is_some)>
+                <MicLevel level=view.mic_level />
+            </Show>
             <div class="controls">
                 {move || match view.session.get() {
                     Session::Idle | Session::Failed | Session::Ended => {
@@ -132,26 +136,18 @@ fn Room(room: RoomId) -> impl IntoView {
                             <button class="primary big" data-testid="join" on:click=move |_| call.with_value(Call::join)>
                                 {move || if first { text().join } else { text().join_again }}
                             </button>
+                            <Show when=move || first && view.mic.with(Option::is_none)>
+                                <button class="secondary" data-testid="mic-test" on:click=move |_| call.with_value(Call::test_microphone)>
+                                    {move || text().test_microphone}
+                                </button>
+                            </Show>
                             <Show when=move || !first><NewRoomLink /></Show>
                         }
                         .into_any()
                     }
                     Session::Joining | Session::Joined | Session::Lost => {
                         let muted = view.muted;
-                        let level = view.mic_level;
                         view! {
-                            <span
-                                class="meter mine"
-                                role="meter"
-                                data-testid="mic-level"
-                                data-level=move || format!("{:.3}", level.get())
-                                aria-label=move || text().your_microphone
-                                aria-valuemin="0"
-                                aria-valuemax="1"
-                                aria-valuenow=move || format!("{:.2}", level.get())
-                            >
-                                <span class="meter-fill" style:width=move || format!("{:.0}%", (level.get() * 200.0).min(100.0))></span>
-                            </span>
                             <button
                                 class="toggle"
                                 class:on=move || muted.get()
@@ -198,6 +194,28 @@ fn state_label(state: CallState) -> &'static str {
         CallState::Reconnecting => text.state_reconnecting,
         CallState::Failed => text.state_failed,
         CallState::Ended => text.state_ended,
+    }
+}
+
+/// Our own microphone's level, so a person sees it hears them.
+#[component]
+fn MicLevel(
+    /// The level, 0 to 1.
+    level: RwSignal<f64>,
+) -> impl IntoView {
+    view! {
+        <span
+            class="meter mine"
+            role="meter"
+            data-testid="mic-level"
+            data-level=move || format!("{:.3}", level.get())
+            aria-label=move || text().your_microphone
+            aria-valuemin="0"
+            aria-valuemax="1"
+            aria-valuenow=move || format!("{:.2}", level.get())
+        >
+            <span class="meter-fill" style:width=move || format!("{:.0}%", (level.get() * 200.0).min(100.0))></span>
+        </span>
     }
 }
 
@@ -315,6 +333,7 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
                 data-receive-kbps=move || format!("{:.1}", quality.with(|q| q.receive_kbps))
                 data-max-bitrate-kbps=move || peer.max_bitrate.get().map(|bps| format!("{:.1}", f64::from(bps) / 1000.0)).unwrap_or_default()
                 data-mos=move || format!("{:.2}", quality.with(|q| q.mos))
+                data-video-tier=move || peer.video_tier.get().map(VideoTier::as_str)
                 data-path=path
                 role="img"
                 aria-label=move || format!("{}: {}/5", text().quality, bars())

@@ -43,6 +43,8 @@ pub struct Sample {
     pub codec: Option<String>,
     /// The type of our side of the selected candidate pair, once there is one.
     pub path: Option<CandidateType>,
+    /// The selected candidate pair's `availableOutgoingBitrate`, bit/s.
+    pub available_outgoing_bps: Option<f64>,
 }
 
 /// `RTCIceCandidate.type`: how a candidate reaches the network. The type of the selected
@@ -107,6 +109,8 @@ pub struct Quality {
     pub concealment_pct: f64,
     /// RMS level heard, 0 to 1.
     pub level: f64,
+    /// The browser's estimate of the bandwidth we can send, kbit/s, when it has one.
+    pub available_kbps: Option<f64>,
     /// Estimated voice quality, 1 (bad) to 4.5 (excellent).
     pub mos: f64,
 }
@@ -140,6 +144,7 @@ impl Quality {
             },
             concealment_pct: percent(concealed, samples),
             level: rms_level(before, after),
+            available_kbps: after.available_outgoing_bps.map(|bps| bps / 1000.0),
             mos: mos(rtt_ms, jitter_ms, loss_pct),
         }
     }
@@ -166,6 +171,16 @@ pub fn rms(samples: &[f32]) -> f64 {
     }
     let energy: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
     (energy / samples.len() as f64).sqrt().min(1.0)
+}
+
+/// How much of a meter's shown level is left after one reading period: the needle falls
+/// back smoothly instead of flickering between syllables.
+pub const METER_DECAY: f64 = 0.8;
+
+/// A level meter's next shown level: the new block's level, or the previous one decayed,
+/// whichever is higher (a VU meter's peak hold).
+pub fn meter(shown: f64, block: f64) -> f64 {
+    block.max(shown * METER_DECAY)
 }
 
 /// Voice quality (MOS, 1 to 4.5) from round-trip time, jitter and loss, by the simplified
@@ -264,6 +279,18 @@ mod tests {
         assert!(close(rms(&[0.5, -0.5, 0.5, -0.5]), 0.5));
         assert!(close(rms(&[1.0, -1.0]), 1.0));
         assert!(close(rms(&[3.0, -3.0]), 1.0), "clipped input stays in range");
+    }
+
+    #[test]
+    fn the_meter_jumps_up_and_falls_back_slowly() {
+        assert_eq!(meter(0.0, 0.5), 0.5);
+        assert!(close(meter(0.5, 0.0), 0.4));
+        assert!(close(meter(0.5, 0.45), 0.45));
+        let mut shown = 1.0;
+        for _ in 0..30 {
+            shown = meter(shown, 0.0);
+        }
+        assert!(shown < 0.002, "falls to silence within a second and a half: {shown}");
     }
 
     #[test]
