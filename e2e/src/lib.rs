@@ -141,24 +141,23 @@ pub struct Coturn {
 impl Coturn {
     /// Starts `turnserver` (or `$TURNSERVER`) with `secret`.
     pub async fn start(secret: &str) -> Result<Self> {
-        let program = std::env::var("TURNSERVER").unwrap_or_else(|_| "turnserver".into());
         let port = free_port().await?;
-        let process = Command::new(&program)
-            .args(["-n", "--no-cli", "--no-tls", "--no-dtls", "--log-file=stdout", "--simple-log"])
-            .args(["--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1", "--allow-loopback-peers"])
-            .arg(format!("--listening-port={port}"))
-            .args(["--use-auth-secret", &format!("--static-auth-secret={secret}"), "--realm=linkcall.test"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                Error::Missing(format!(
-                    "cannot start `{program}` ({e}): install Debian's coturn (`apt-get install coturn`), \
-                     or run `bash scripts/test.sh`, which does"
-                ))
-            })?;
-        wait_for_port(port, &program).await?;
+        let args = [
+            "-n",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--log-file=stdout",
+            "--simple-log",
+            "--listening-ip=127.0.0.1",
+            "--relay-ip=127.0.0.1",
+            "--allow-loopback-peers",
+            &format!("--listening-port={port}"),
+            "--use-auth-secret",
+            &format!("--static-auth-secret={secret}"),
+            "--realm=linkcall.test",
+        ];
+        let process = spawn_tool("TURNSERVER", "turnserver", &args, "coturn", port).await?;
         Ok(Self { port, _process: process })
     }
 
@@ -166,6 +165,26 @@ impl Coturn {
     pub fn url(&self) -> String {
         format!("turn:127.0.0.1:{}?transport=udp", self.port)
     }
+}
+
+/// Starts a helper program (`$variable`, else `default`) that will listen on `port`, and
+/// waits until it does. When it cannot start, says which Debian `packages` to install.
+async fn spawn_tool(variable: &str, default: &str, args: &[&str], packages: &str, port: u16) -> Result<Child> {
+    let program = std::env::var(variable).unwrap_or_else(|_| default.into());
+    let process = Command::new(&program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            Error::Missing(format!(
+                "cannot start `{program}` ({e}): install Debian's {packages} (`apt-get install {packages}`), \
+                 or run `bash scripts/test.sh`, which does"
+            ))
+        })?;
+    wait_for_port(port, &program).await?;
+    Ok(process)
 }
 
 async fn wait_for_port(port: u16, program: &str) -> Result<()> {
@@ -249,21 +268,10 @@ const CHROMIUM_FLAGS: &[&str] = &[
 impl ChromeDriver {
     /// Starts `chromedriver` (or `$CHROMEDRIVER`) for `chromium` (or `$CHROMIUM`).
     pub async fn start() -> Result<Self> {
-        let program = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
         let port = free_port().await?;
-        let process = Command::new(&program)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| {
-                Error::Missing(format!(
-                    "cannot start `{program}` ({e}): install Debian's chromium and chromium-driver \
-                     (`apt-get install chromium chromium-driver`), or run `bash scripts/test.sh`, which does"
-                ))
-            })?;
-        wait_for_port(port, &program).await?;
+        let process =
+            spawn_tool("CHROMEDRIVER", "chromedriver", &[&format!("--port={port}")], "chromium chromium-driver", port)
+                .await?;
         Ok(Self { url: format!("http://127.0.0.1:{port}"), _process: process })
     }
 

@@ -93,10 +93,7 @@ async fn case_06_missing_fields() -> TestResult {
 async fn case_07_spoofed_from_is_refused_and_delivers_nothing() -> TestResult {
     let relay = Relay::start(&[]).await?;
     let mut bystanders = Bystanders::new(&relay).await?;
-    let (mut ana, mut mallory) = (relay.client().await?, relay.client().await?);
-    ana.join(&room(7)).await?;
-    mallory.join(&room(7)).await?;
-    ana.recv().await?;
+    let (mut ana, mut mallory, _, _) = relay.pair(&room(7)).await?;
     mallory.send_text(r#"{"type":"signal","to":1,"from":3,"signal":{"kind":"offer","sdp":"x"}}"#).await?;
     mallory.expect_error(ErrorCode::BadMessage).await?;
     ana.expect_nothing().await?;
@@ -119,10 +116,7 @@ async fn case_08_binary_frames() -> TestResult {
 async fn case_09_invalid_utf8_in_a_text_frame_closes_with_1007() -> TestResult {
     let relay = Relay::start(&[]).await?;
     let mut bystanders = Bystanders::new(&relay).await?;
-    let (mut ana, mut client) = (relay.client().await?, relay.client().await?);
-    ana.join(&room(9)).await?;
-    let (id, _) = client.join(&room(9)).await?;
-    ana.recv().await?;
+    let (mut ana, mut client, _, id) = relay.pair(&room(9)).await?;
     client
         .send_frame(Message::Frame(Frame::message(vec![0xff_u8, 0xfe, 0x7b], OpCode::Data(Data::Text), true)))
         .await?;
@@ -142,10 +136,7 @@ async fn case_10_deeply_nested_json() -> TestResult {
 async fn case_11_a_message_over_64_kib_closes_with_1009_and_the_room_is_told() -> TestResult {
     let relay = Relay::start(&[]).await?;
     let mut bystanders = Bystanders::new(&relay).await?;
-    let (mut ana, mut bo) = (relay.client().await?, relay.client().await?);
-    ana.join(&room(11)).await?;
-    bo.join(&room(11)).await?;
-    ana.recv().await?;
+    let (mut ana, mut bo, _, _) = relay.pair(&room(11)).await?;
     bo.send_text(&"x".repeat(MAX_FRAME_BYTES + 1)).await?;
     closed_with(&mut bo, 1009).await?;
     assert_eq!(ana.recv().await?, ServerMessage::PeerLeft { peer: PeerId(2) });
@@ -155,10 +146,7 @@ async fn case_11_a_message_over_64_kib_closes_with_1009_and_the_room_is_told() -
 #[tokio::test]
 async fn case_12_a_message_of_exactly_64_kib_is_still_signaling() -> TestResult {
     let relay = Relay::start(&[]).await?;
-    let (mut ana, mut bo) = (relay.client().await?, relay.client().await?);
-    ana.join(&room(12)).await?;
-    bo.join(&room(12)).await?;
-    ana.recv().await?;
+    let (mut ana, mut bo, _, _) = relay.pair(&room(12)).await?;
     let sdp = "x".repeat(MAX_FRAME_BYTES - 59);
     let message = format!(r#"{{"type":"signal","to":1,"signal":{{"kind":"offer","sdp":"{sdp}"}}}}"#);
     assert_eq!(message.len(), MAX_FRAME_BYTES);
@@ -287,10 +275,7 @@ async fn case_19_join_flood_from_one_address_hits_the_room_limit() -> TestResult
 async fn case_20_message_flood_is_rate_limited_then_closed_with_1008() -> TestResult {
     let relay = Relay::start(&["--messages-per-second", "10", "--message-burst", "20"]).await?;
     let mut bystanders = Bystanders::new(&relay).await?;
-    let (mut ana, mut flooder) = (relay.client().await?, relay.client().await?);
-    ana.join(&room(20)).await?;
-    let (id, _) = flooder.join(&room(20)).await?;
-    ana.recv().await?;
+    let (mut ana, mut flooder, _, id) = relay.pair(&room(20)).await?;
     for n in 0..200 {
         flooder.signal(PeerId(1), offer(&n.to_string())).await?;
     }
@@ -344,10 +329,7 @@ async fn case_21_too_many_sockets_from_one_address() -> TestResult {
 async fn case_22_a_half_open_socket_is_evicted_and_the_room_told() -> TestResult {
     let relay = Relay::start(&["--ping-interval", "200ms", "--idle-timeout", "1200ms"]).await?;
     let mut bystanders = Bystanders::new(&relay).await?;
-    let (mut ana, mut ghost) = (relay.client().await?, relay.client().await?);
-    ana.join(&room(22)).await?;
-    let (ghost_id, _) = ghost.join(&room(22)).await?;
-    ana.recv().await?;
+    let (mut ana, mut ghost, _, ghost_id) = relay.pair(&room(22)).await?;
     // From now on the ghost reads nothing, so it answers no ping. Everyone else keeps
     // reading (and so answering pings) while waiting.
     let started = std::time::Instant::now();

@@ -57,6 +57,16 @@ impl Relay {
         Ok(Client { socket })
     }
 
+    /// Two people in `room`, the first having heard the second arrive: their sockets and
+    /// ids.
+    pub async fn pair(&self, room: &RoomId) -> Result<(Client, Client, PeerId, PeerId), Box<dyn std::error::Error>> {
+        let (mut first, mut second) = (self.client().await?, self.client().await?);
+        let (a, _) = first.join(room).await?;
+        let (b, _) = second.join(room).await?;
+        assert_eq!(first.recv().await?, ServerMessage::PeerJoined { peer: b });
+        Ok((first, second, a, b))
+    }
+
     /// Opens the socket as a page from `origin` would.
     pub async fn client_from(&self, origin: &str) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
