@@ -329,7 +329,7 @@ async fn case_21_too_many_sockets_from_one_address() -> TestResult {
 async fn case_22_a_half_open_socket_is_evicted_and_the_room_told() -> TestResult {
     let relay = Relay::start(&["--ping-interval", "200ms", "--idle-timeout", "1200ms"]).await?;
     let mut bystanders = Bystanders::new(&relay).await?;
-    let (mut ana, mut ghost, _, ghost_id) = relay.pair(&room(22)).await?;
+    let (mut ana, ghost, _, ghost_id) = relay.pair(&room(22)).await?;
     // From now on the ghost reads nothing, so it answers no ping. Everyone else keeps
     // reading (and so answering pings) while waiting.
     let started = std::time::Instant::now();
