@@ -1,134 +1,301 @@
-//! Relay benchmarks that print figures; nothing here asserts a target.
+//! The relay next to peerjs-server, under the same load, in one run; it prints figures and
+//! ratios and asserts nothing. `bash scripts/bench.sh` builds and installs what it needs
+//! and runs it.
 //!
-//! `cargo run --release -p e2e --bin bench -- idle [--sockets 1000,10000]`: starts the
-//! release relay (`target/release/relay`, build it first) as its own process, opens real
-//! WebSockets to it that join rooms of two and then sit idle, and prints the relay's
-//! resident memory per idle socket, read from `/proc/<pid>/status`.
+//! `bench [--idle 1000,10000] [--active 2000] [--rate 20] [--seconds 10]`
+//!
+//! For each server, started fresh as its own process on loopback:
+//! - idle: opens sockets that join rooms of two and sit still; the server's resident memory
+//!   (`/proc/<pid>/status`) per idle socket, and how fast sockets were set up;
+//! - active: opens `--active` sockets in pairs; every socket sends its partner `--rate`
+//!   signaling messages a second for `--seconds` (ICE-candidate-sized, ~200 B, with every
+//!   tenth an offer-sized ~3 KB); relayed messages a second and one-hop latency (send to
+//!   receive, both ends in this process, one clock).
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt, stream};
-use shared::protocol::{ClientMessage, PROTOCOL_VERSION};
-use shared::room::RoomId;
+use shared::protocol::{ClientMessage, PROTOCOL_VERSION, Signal};
+use shared::room::{PeerId, RoomId};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type BoxError = Box<dyn std::error::Error>;
+type WebSocket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An open socket, and (on the relay) the id the relay gave it.
+struct Socket {
+    socket: WebSocket,
+    id: Option<PeerId>,
+}
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Handshakes in flight at once.
 const CONCURRENT_CONNECTS: usize = 200;
+/// Bytes of padding in a candidate-sized and an offer-sized message.
+const CANDIDATE_PAD: usize = 150;
+const OFFER_PAD: usize = 3_000;
+
+struct Options {
+    idle: Vec<usize>,
+    active: usize,
+    rate: u32,
+    seconds: u64,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("idle") => {
-            let counts = match args.iter().position(|a| a == "--sockets") {
-                Some(i) => args
-                    .get(i + 1)
-                    .ok_or("--sockets needs a value")?
-                    .split(',')
-                    .map(str::parse)
-                    .collect::<Result<Vec<usize>, _>>()?,
-                None => vec![1_000, 10_000],
-            };
-            idle(&counts).await
-        }
-        _ => Err("usage: bench idle [--sockets 1000,10000]".into()),
-    }
-}
-
-/// The relay's memory with `counts` idle sockets open, one count after the other.
-async fn idle(counts: &[usize]) -> Result<(), BoxError> {
+    let options = parse(std::env::args().skip(1).collect())?;
     let limit = rlimit::increase_nofile_limit(u64::MAX)?;
-    let most = counts.iter().copied().max().unwrap_or(0);
+    let most = options.idle.iter().copied().chain([options.active]).max().unwrap_or(0);
     if (limit as usize) < most + 100 {
         return Err(format!("the open-file limit is {limit}; {most} sockets need more (ulimit -n)").into());
     }
-    let relay = RelayProcess::start().await?;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let base = relay.rss_kib()?;
-    println!("relay idle RSS: {base} KiB ({:.1} MB)", base as f64 * 1024.0 / 1e6);
-    println!("{:>8} {:>12} {:>16} {:>12}", "sockets", "RSS KiB", "per socket KiB", "connect/s");
-    let mut sockets: Vec<Socket> = Vec::new();
-    for &count in counts {
-        let started = Instant::now();
-        let fresh = count.saturating_sub(sockets.len());
-        let from = sockets.len();
-        let opened: Vec<Socket> = stream::iter(from..from + fresh)
-            .map(|n| join(relay.port, n))
-            .buffer_unordered(CONCURRENT_CONNECTS)
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
-        let rate = fresh as f64 / started.elapsed().as_secs_f64();
-        sockets.extend(opened);
-        // Let the relay settle (its allocator returns handshake buffers).
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let rss = relay.rss_kib()?;
-        let per_socket = rss.saturating_sub(base) as f64 / sockets.len() as f64;
-        println!("{:>8} {:>12} {:>16.2} {:>12.0}", sockets.len(), rss, per_socket, rate);
+    let mut rows: Vec<(String, f64, f64)> = Vec::new();
+    let mut figures = [Vec::new(), Vec::new()];
+    for (server, figures) in [Server::Relay, Server::PeerJs].into_iter().zip(&mut figures) {
+        println!("== {}", server.name());
+        let process = ServerProcess::start(server).await?;
+        let base = process.rss_kib()?;
+        figures.push(("idle RSS (MB)".to_owned(), base as f64 * 1024.0 / 1e6));
+        let mut sockets = Vec::new();
+        for &count in &options.idle {
+            let started = Instant::now();
+            let from = sockets.len();
+            sockets.extend(open(server, process.port, from..count).await?);
+            let rate = (count - from) as f64 / started.elapsed().as_secs_f64();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let per_socket = process.rss_kib()?.saturating_sub(base) as f64 / count as f64;
+            println!("   {count} idle sockets: {per_socket:.2} KiB each, set up at {rate:.0}/s");
+            figures.push((format!("RSS per idle socket at {count} (KiB)"), per_socket));
+            figures.push((format!("socket setup at {count} (per s)"), rate));
+        }
+        drop(sockets);
+        drop(process);
+        let process = ServerProcess::start(server).await?;
+        let (relayed, p50, p99) = active(server, process.port, &options).await?;
+        println!("   {} active sockets: {relayed:.0} messages/s, p50 {p50:.2} ms, p99 {p99:.2} ms", options.active);
+        figures.push((format!("relayed messages/s at {} active", options.active), relayed));
+        figures.push(("one-hop latency p50 (ms)".to_owned(), p50));
+        figures.push(("one-hop latency p99 (ms)".to_owned(), p99));
+    }
+    let [ours, theirs] = figures;
+    for ((name, a), (_, b)) in ours.into_iter().zip(theirs) {
+        rows.push((name, a, b));
+    }
+    println!();
+    println!("| figure | relay | peerjs-server | relay / peerjs |");
+    println!("| --- | ---: | ---: | ---: |");
+    for (name, a, b) in rows {
+        let ratio = if b > 0.0 { format!("{:.2}", a / b) } else { "-".into() };
+        println!("| {name} | {a:.2} | {b:.2} | {ratio} |");
     }
     Ok(())
 }
 
-/// Opens socket number `n` and joins room `n / 2`, so that sockets pair up.
-async fn join(port: u16, n: usize) -> Result<Socket, BoxError> {
-    let (mut socket, _) = connect_async(format!("ws://127.0.0.1:{port}/ws")).await?;
-    let mut bytes = [0u8; RoomId::LEN];
-    for (i, byte) in bytes.iter_mut().enumerate().take(4) {
-        *byte = ((n / 2) >> (5 * i)) as u8;
+fn parse(args: Vec<String>) -> Result<Options, BoxError> {
+    let mut options = Options { idle: vec![1_000, 10_000], active: 2_000, rate: 20, seconds: 10 };
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--idle" => options.idle = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
+            "--active" => options.active = value.parse()?,
+            "--rate" => options.rate = value.parse()?,
+            "--seconds" => options.seconds = value.parse()?,
+            _ => return Err(format!("unknown option {flag}; see the top of e2e/src/bin/bench.rs").into()),
+        }
     }
-    let room = RoomId::from_random(bytes).to_string();
-    let join = ClientMessage::Join { version: PROTOCOL_VERSION, room, resume: None };
-    socket.send(Message::text(join.encode())).await?;
-    match socket.next().await {
-        Some(Ok(Message::Text(text))) if text.contains("\"joined\"") => Ok(socket),
-        other => Err(format!("socket {n}: expected joined, got {other:?}").into()),
+    if options.active % 2 == 1 {
+        options.active += 1;
+    }
+    Ok(options)
+}
+
+/// The two servers, and how each is spoken to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Server {
+    Relay,
+    PeerJs,
+}
+
+impl Server {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Relay => "relay",
+            Self::PeerJs => "peerjs-server",
+        }
+    }
+
+    /// Socket `n` connects and enters the pair `n / 2`.
+    async fn connect(self, port: u16, n: usize) -> Result<Socket, BoxError> {
+        use shared::protocol::ServerMessage;
+        let (mut socket, expect) = match self {
+            Self::Relay => {
+                let (mut socket, _) = connect_async(format!("ws://127.0.0.1:{port}/ws")).await?;
+                let join = ClientMessage::Join { version: PROTOCOL_VERSION, room: pair_room(n / 2), resume: None };
+                socket.send(Message::text(join.encode())).await?;
+                (socket, "\"joined\"")
+            }
+            Self::PeerJs => {
+                let url = format!("ws://127.0.0.1:{port}/peerjs?key=peerjs&id=p{n}&token=t{n}");
+                (connect_async(url).await?.0, "\"OPEN\"")
+            }
+        };
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) if text.contains(expect) => {
+                let id = match ServerMessage::decode(text.as_str()) {
+                    Ok(ServerMessage::Joined { you, .. }) => Some(you),
+                    _ => None,
+                };
+                Ok(Socket { socket, id })
+            }
+            other => Err(format!("{}: socket {n} expected {expect}, got {other:?}", self.name()).into()),
+        }
+    }
+
+    /// A message from socket `n` (relay id `id`) to its partner, carrying `stamp` (µs)
+    /// between `@`s.
+    fn message(self, n: usize, id: Option<PeerId>, seq: u64, stamp: u128) -> String {
+        let pad = if seq % 10 == 9 { OFFER_PAD } else { CANDIDATE_PAD };
+        let body = format!("@{stamp}@{}", "x".repeat(pad));
+        match self {
+            // A fresh room of two holds peers 1 and 2.
+            Self::Relay => {
+                let to = PeerId(3 - id.map_or(1, |id| id.0));
+                let signal = if pad == OFFER_PAD {
+                    Signal::Offer { sdp: body }
+                } else {
+                    Signal::Candidate { candidate: body, sdp_mid: Some("0".into()), sdp_m_line_index: Some(0) }
+                };
+                ClientMessage::Signal { to, signal }.encode()
+            }
+            Self::PeerJs => {
+                let kind = if pad == OFFER_PAD { "OFFER" } else { "CANDIDATE" };
+                format!(r#"{{"type":"{kind}","dst":"p{}","payload":{{"sdp":"{body}"}}}}"#, n ^ 1)
+            }
+        }
     }
 }
 
-/// The release relay binary, as its own process on a free port. Killed on drop.
-struct RelayProcess {
+/// A room id for pair `pair`.
+fn pair_room(pair: usize) -> String {
+    let mut bytes = [0u8; RoomId::LEN];
+    for (i, byte) in bytes.iter_mut().enumerate().take(4) {
+        *byte = (pair >> (5 * i)) as u8;
+    }
+    RoomId::from_random(bytes).to_string()
+}
+
+async fn open(server: Server, port: u16, range: std::ops::Range<usize>) -> Result<Vec<Socket>, BoxError> {
+    stream::iter(range)
+        .map(|n| server.connect(port, n))
+        .buffer_unordered(CONCURRENT_CONNECTS)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Runs the active load; returns relayed messages a second, and latency p50 and p99 (ms).
+async fn active(server: Server, port: u16, options: &Options) -> Result<(f64, f64, f64), BoxError> {
+    let sockets = open(server, port, 0..options.active).await?;
+    let epoch = Instant::now();
+    let span = Duration::from_secs(options.seconds);
+    let period = Duration::from_secs_f64(1.0 / f64::from(options.rate.max(1)));
+    let (mut writers, mut readers) = (Vec::new(), Vec::new());
+    for (n, Socket { socket, id }) in sockets.into_iter().enumerate() {
+        let (mut sink, mut source) = socket.split();
+        writers.push(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            let mut seq = 0u64;
+            while epoch.elapsed() < span {
+                ticks.tick().await;
+                sink.send(Message::text(server.message(n, id, seq, epoch.elapsed().as_micros()))).await?;
+                seq += 1;
+            }
+            Ok::<_, BoxError>(())
+        }));
+        readers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let deadline = tokio::time::Instant::now() + span + Duration::from_secs(1);
+            while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(deadline, source.next()).await {
+                if let Some(stamp) = text.split('@').nth(1).and_then(|s| s.parse::<u128>().ok()) {
+                    latencies.push((epoch.elapsed().as_micros().saturating_sub(stamp)) as u64);
+                }
+            }
+            latencies
+        }));
+    }
+    for writer in writers {
+        writer.await??;
+    }
+    let mut all = Vec::new();
+    for reader in readers {
+        all.extend(reader.await?);
+    }
+    all.sort_unstable();
+    let percentile = |p: f64| {
+        let at = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
+        all.get(at).copied().unwrap_or(0) as f64 / 1000.0
+    };
+    Ok((all.len() as f64 / span.as_secs_f64(), percentile(0.5), percentile(0.99)))
+}
+
+/// A server as its own process on a free loopback port. Killed on drop.
+struct ServerProcess {
     port: u16,
     process: Child,
 }
 
-impl RelayProcess {
-    async fn start() -> Result<Self, BoxError> {
-        let binary = e2e::workspace_root().join("target/release/relay");
-        if !binary.is_file() {
-            return Err(format!("no {}: run `cargo build --release -p relay` first", binary.display()).into());
-        }
+impl ServerProcess {
+    async fn start(server: Server) -> Result<Self, BoxError> {
         let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
-        // Every socket comes from 127.0.0.1: lift the per-address limits. Pings are spaced
-        // out because these clients do not read, and so would not answer them.
-        let process = Command::new(binary)
-            .args(["--port", &port.to_string(), "--room-capacity", "2"])
-            .args(["--sockets-per-ip", "1000000", "--rooms-per-ip", "1000000"])
-            .args(["--ping-interval", "10m", "--idle-timeout", "20m"])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut command = match server {
+            Server::Relay => {
+                let binary = e2e::workspace_root().join("target/release/relay");
+                if !binary.is_file() {
+                    return Err(format!("no {}: run `bash scripts/bench.sh`", binary.display()).into());
+                }
+                let mut command = Command::new(binary);
+                // Every socket comes from 127.0.0.1, and the load is the point: lift the
+                // per-address and per-socket limits. Pings are spaced out because idle
+                // sockets here do not read, and so would not answer them.
+                command
+                    .args(["--port", &port.to_string(), "--room-capacity", "2"])
+                    .args(["--sockets-per-ip", "1000000", "--rooms-per-ip", "1000000"])
+                    .args(["--messages-per-second", "100000", "--message-burst", "100000"])
+                    .args(["--ping-interval", "10m", "--idle-timeout", "20m"])
+                    .env("RUST_LOG", "warn");
+                command
+            }
+            Server::PeerJs => {
+                let script = std::env::var("PEERJS")
+                    .map_err(|_| "set PEERJS to peer's dist/bin/peerjs.js (scripts/bench.sh does)")?;
+                let mut command = Command::new("node");
+                command
+                    .arg(script)
+                    .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
+                    .args(["--concurrent_limit", "1000000"]);
+                command
+            }
+        };
+        let process = command.stdout(std::process::Stdio::null()).kill_on_drop(true).spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             if Instant::now() > deadline {
-                return Err("the relay did not start listening".into());
+                return Err(format!("{} did not start listening", server.name()).into());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(Self { port, process })
     }
 
     /// Resident set size, from `/proc/<pid>/status`.
     fn rss_kib(&self) -> Result<u64, BoxError> {
-        let pid = self.process.id().ok_or("the relay exited")?;
+        let pid = self.process.id().ok_or("the server exited")?;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or("no VmRSS")?;
         Ok(line.split_whitespace().nth(1).ok_or("malformed VmRSS")?.parse()?)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The relay next to peerjs-server (npm `peer`, run with this machine's Node.js), in one
+# run, on loopback: builds the release relay and the load generator, installs peer if
+# missing, raises the open-file limit, and prints a table of figures and ratios.
+# Options go to the generator: bash scripts/bench.sh --active 2000 --rate 20 --seconds 10
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+PEER_VERSION=1.0.2
+if [ ! -f "$TOOLS/node_modules/peer/dist/bin/peerjs.js" ]; then
+  command -v npm >/dev/null || ensure_apt nodejs npm
+  say "installing peer $PEER_VERSION (peerjs-server) into $TOOLS"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS" "peer@$PEER_VERSION" >/dev/null
+fi
+say "building the release relay and the load generator"
+cargo build --release -q -p relay -p e2e --bin relay --bin bench
+ulimit -n "$(ulimit -Hn)"
+say "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)"
+PEERJS="$TOOLS/node_modules/peer/dist/bin/peerjs.js" ./target/release/bench "$@"
