@@ -14,4 +14,5 @@ say "building the release relay and the load generator"
 cargo build --release -q -p relay -p e2e --bin relay --bin bench
 ulimit -n "$(ulimit -Hn)"
 say "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)"
-PEERJS="$TOOLS/node_modules/peer/dist/bin/peerjs.js" ./target/release/bench "$@"
+# The generator on CPU 0, each server on CPU 1 (the bench pins it): one core each.
+PEERJS="$TOOLS/node_modules/peer/dist/bin/peerjs.js" taskset -c 0 ./target/release/bench "$@"

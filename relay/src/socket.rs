@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
+use futures_util::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use shared::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage};
 use shared::room::RoomId;
@@ -33,6 +34,8 @@ use crate::rooms::{JoinError, OUTBOX_CAPACITY, Seat, UnknownPeer};
 pub const CLOSE_RESUMING: u16 = 4000;
 /// The close code for a socket whose seat another socket resumed.
 pub const CLOSE_REPLACED: u16 = 4001;
+/// Messages from the room written together before one flush.
+const WRITE_BATCH: usize = 32;
 /// A write that takes longer than this means the client stopped reading.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages over the rate limit in a row before the socket is closed. The first few are
@@ -109,7 +112,19 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, ip: IpAddr, admitte
                 break end;
             }
         };
-        match timeout(SEND_TIMEOUT, socket.send(frame)).await {
+        let inbox = &mut session.inbox;
+        let written = timeout(SEND_TIMEOUT, async {
+            socket.feed(frame).await?;
+            // Under load more messages are already waiting: write them too, then flush
+            // once, one system call for the lot.
+            for _ in 0..WRITE_BATCH {
+                let Some(message) = inbox.as_mut().and_then(|inbox| inbox.try_recv().ok()) else { break };
+                metrics::message_out();
+                socket.feed(Message::Text(message.into())).await?;
+            }
+            socket.flush().await
+        });
+        match written.await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => break End::Lost,
             Err(_) => break End::Evicted("slow_reader"),

@@ -252,36 +252,55 @@ struct ServerProcess {
 impl ServerProcess {
     async fn start(server: Server) -> Result<Self, BoxError> {
         let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
-        let mut command = match server {
+        let (program, args): (std::ffi::OsString, Vec<String>) = match server {
             Server::Relay => {
                 let binary = e2e::workspace_root().join("target/release/relay");
                 if !binary.is_file() {
                     return Err(format!("no {}: run `bash scripts/bench.sh`", binary.display()).into());
                 }
-                let mut command = Command::new(binary);
                 // Every socket comes from 127.0.0.1, and the load is the point: lift the
                 // per-address and per-socket limits. Pings are spaced out because idle
                 // sockets here do not read, and so would not answer them.
-                command
-                    .args(["--port", &port.to_string(), "--room-capacity", "2"])
-                    .args(["--sockets-per-ip", "1000000", "--rooms-per-ip", "1000000"])
-                    .args(["--messages-per-second", "100000", "--message-burst", "100000"])
-                    .args(["--ping-interval", "10m", "--idle-timeout", "20m"])
-                    .env("RUST_LOG", "warn");
-                command
+                let args = [
+                    "--port",
+                    &port.to_string(),
+                    "--room-capacity",
+                    "2",
+                    "--sockets-per-ip",
+                    "1000000",
+                    "--rooms-per-ip",
+                    "1000000",
+                    "--messages-per-second",
+                    "100000",
+                    "--message-burst",
+                    "100000",
+                    "--ping-interval",
+                    "10m",
+                    "--idle-timeout",
+                    "20m",
+                ];
+                (binary.into(), args.map(String::from).to_vec())
             }
             Server::PeerJs => {
                 let script = std::env::var("PEERJS")
                     .map_err(|_| "set PEERJS to peer's dist/bin/peerjs.js (scripts/bench.sh does)")?;
-                let mut command = Command::new("node");
-                command
-                    .arg(script)
-                    .args(["--port", &port.to_string(), "--host", "127.0.0.1"])
-                    .args(["--concurrent_limit", "1000000"]);
-                command
+                let args =
+                    [&script, "--port", &port.to_string(), "--host", "127.0.0.1", "--concurrent_limit", "1000000"];
+                ("node".into(), args.map(String::from).to_vec())
             }
         };
-        let process = command.stdout(std::process::Stdio::null()).kill_on_drop(true).spawn()?;
+        // The generator runs on CPU 0 (scripts/bench.sh pins it); the server under test
+        // gets CPU 1 to itself, so neither steals the other's time. peerjs-server is one
+        // Node.js thread; the relay gets the same single core.
+        let process = Command::new("taskset")
+            .arg("-c")
+            .arg("1")
+            .arg(program)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
             if Instant::now() > deadline {
