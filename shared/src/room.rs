@@ -147,11 +147,6 @@ impl<T> Roster<T> {
         self.members.iter_mut().filter(move |(k, _)| **k != id).map(|(k, v)| (*k, v))
     }
 
-    /// Every member but `id`, in id order.
-    pub fn others(&self, id: PeerId) -> impl Iterator<Item = (PeerId, &T)> {
-        self.members.iter().filter(move |(k, _)| **k != id).map(|(k, v)| (*k, v))
-    }
-
     /// Whether nobody is left (the relay then forgets the room).
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
@@ -197,7 +192,7 @@ mod tests {
         let a = room.join('a').unwrap();
         let b = room.join('b').unwrap();
         assert_eq!(room.join('c'), Err(RoomFull { capacity: 2 }));
-        assert_eq!(room.others(a).collect::<Vec<_>>(), vec![(b, &'b')]);
+        assert_eq!(room.others_mut(a).map(|(k, v)| (k, *v)).collect::<Vec<_>>(), vec![(b, 'b')]);
         assert_eq!(room.find(|v| *v == 'b'), Some(b));
         assert_eq!(room.find(|v| *v == 'z'), None);
         *room.get_mut(b).unwrap() = 'B';
