@@ -91,6 +91,8 @@ struct Inner {
     /// The reactive owner of the room page, so that signals made for newcomers are
     /// disposed with the page rather than leaked.
     owner: Owner,
+    /// The next [`PeerView::key`].
+    next_key: std::cell::Cell<u64>,
     state: RefCell<State>,
 }
 
@@ -121,7 +123,8 @@ impl Call {
     /// A call in `room`, not joined yet. Must be made inside the page's reactive owner.
     pub fn new(room: RoomId) -> Self {
         let owner = Owner::current().unwrap_or_default();
-        let inner = Inner { room, view: CallView::new(), owner, state: RefCell::default() };
+        let inner =
+            Inner { room, view: CallView::new(), owner, next_key: Default::default(), state: RefCell::default() };
         Self { inner: Rc::new(inner) }
     }
 
@@ -313,8 +316,9 @@ impl Inner {
 
     fn on_message(self: &Rc<Self>, message: ServerMessage) {
         match message {
-            ServerMessage::Joined { you, peers, ice_servers, ice_transport_policy, resume, .. } => {
-                self.on_joined(you, peers, Ice { servers: ice_servers, policy: ice_transport_policy }, resume)
+            ServerMessage::Joined { you, peers, ice_servers, ice_transport_policy, resume, resumed, .. } => {
+                let ice = Ice { servers: ice_servers, policy: ice_transport_policy };
+                self.on_joined(you, peers, ice, resume, resumed)
             }
             ServerMessage::PeerJoined { peer } => {
                 self.view.peer_left.set(false);
@@ -341,10 +345,9 @@ impl Inner {
         }
     }
 
-    fn on_joined(self: &Rc<Self>, you: PeerId, peers: Vec<PeerId>, ice: Ice, resume: String) {
-        let resumed = {
+    fn on_joined(self: &Rc<Self>, you: PeerId, peers: Vec<PeerId>, ice: Ice, resume: String, resumed: bool) {
+        {
             let mut state = self.state.borrow_mut();
-            let resumed = state.me == Some(you);
             state.me = Some(you);
             state.resume = Some(resume);
             state.ice = ice;
@@ -353,8 +356,7 @@ impl Inner {
                 let weak = Rc::downgrade(self);
                 state.stats = Some(Interval::new(STATS_PERIOD_MS, move || with(&weak, Inner::read_stats)));
             }
-            resumed
-        };
+        }
         self.view.session.set(Session::Joined);
         if resumed {
             // Same seat: keep every connection; forget those who left while we were away.
@@ -364,7 +366,8 @@ impl Inner {
                 self.remove_peer(peer);
             }
         } else {
-            // A new seat (first join, or the relay forgot us): start over with everyone.
+            // A new seat (first join, or the relay forgot us, perhaps handing out the same
+            // id again): start over with everyone.
             self.state.borrow_mut().peers.clear();
             self.view.peers.set(Vec::new());
             for peer in peers {
@@ -382,7 +385,8 @@ impl Inner {
             }
             (negotiation::role(me, id, met), state.ice.clone(), microphone)
         };
-        let view = self.owner.with(|| PeerView::new(id));
+        let key = self.next_key.replace(self.next_key.get() + 1);
+        let view = self.owner.with(|| PeerView::new(id, key));
         let weak = Rc::downgrade(self);
         let send = move |signal| with(&weak, |inner| inner.send(&ClientMessage::Signal { to: id, signal }));
         match Peer::new(view, role, &ice, microphone, send) {

@@ -31,6 +31,9 @@ use crate::error::CallError;
 pub struct PeerView {
     /// The relay-assigned id.
     pub id: PeerId,
+    /// Unique for the page's life. Ids are not: a restarted relay numbers peers from 1
+    /// again, and a list keyed by id would keep showing a replaced connection's row.
+    pub key: u64,
     /// The state of the media link.
     pub link: RwSignal<Link>,
     /// The latest statistics reading.
@@ -50,10 +53,11 @@ pub struct PeerView {
 }
 
 impl PeerView {
-    /// A peer we have not heard yet.
-    pub fn new(id: PeerId) -> Self {
+    /// A peer we have not heard yet; `key` must never have been used before.
+    pub fn new(id: PeerId, key: u64) -> Self {
         Self {
             id,
+            key,
             link: RwSignal::new(Link::Connecting),
             stats: RwSignal::new(Sample::default()),
             quality: RwSignal::new(Quality::default()),

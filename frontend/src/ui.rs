@@ -121,7 +121,7 @@ fn Room(room: RoomId) -> impl IntoView {
                 }}
             </section>
             <ul class="peers" aria-label="participants">
-                <For each=move || view.peers.get() key=|peer| peer.id let:peer>
+                <For each=move || view.peers.get() key=|peer| peer.key let:peer>
                     <RemotePeer peer />
                 </For>
             </ul>

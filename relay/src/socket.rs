@@ -236,6 +236,7 @@ impl Session<'_> {
         let rooms = &self.state.rooms;
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
         let resumed = resume.and_then(|token| rooms.resume(&room, token, outbox.clone()));
+        let was_resumed = resumed.is_some();
         let seat = match resumed {
             Some(seat) => {
                 metrics::resumed();
@@ -257,6 +258,7 @@ impl Session<'_> {
             ice_servers: self.state.ice_servers(seat.id),
             ice_transport_policy: self.state.config.ice_transport_policy,
             resume: seat.token.clone(),
+            resumed: was_resumed,
         };
         self.seat = Some((room, seat));
         self.inbox = Some(inbox);

@@ -369,7 +369,7 @@ async fn case_24_a_forged_resume_token_takes_no_seat() -> TestResult {
         // a newcomer, in plain sight, never as one of them.
         let mut mallory = relay.client().await?;
         let joined = mallory.join_as(&room(250), Some(&token)).await?;
-        assert!(joined.you > PeerId(2), "a forged token got seat {}", joined.you);
+        assert!(joined.you > PeerId(2) && !joined.resumed, "a forged token got seat {}", joined.you);
         bystanders.both_hear(ServerMessage::PeerJoined { peer: joined.you }).await?;
         mallory.send(&ClientMessage::Leave {}).await?;
         bystanders.both_hear(ServerMessage::PeerLeft { peer: joined.you }).await?;
@@ -387,7 +387,7 @@ async fn case_25_a_resume_token_from_another_room_is_not_honoured() -> TestResul
     ana.recv().await?;
     let mut thief = relay.client().await?;
     let joined = thief.join_as(&room(26), Some(&first.resume)).await?;
-    assert_eq!((joined.you, joined.peers), (PeerId(1), vec![]));
+    assert_eq!((joined.you, joined.peers, joined.resumed), (PeerId(1), vec![], false));
     ana.expect_nothing().await?;
     bo.signal(PeerId(1), offer("still mine")).await?;
     assert_eq!(ana.recv().await?, ServerMessage::Signal { from: first.you, signal: offer("still mine") });

@@ -83,6 +83,7 @@ async fn a_dropped_peer_resumes_its_seat_and_gets_what_it_missed() -> TestResult
     let mut bo = relay.client().await?;
     let bo_back = bo.join_as(&r, Some(&bo_first.resume)).await?;
     assert_eq!((bo_back.you, bo_back.peers), (bo_first.you, vec![PeerId(1)]));
+    assert!(bo_back.resumed && !bo_first.resumed);
     assert_eq!(bo.recv().await?, ServerMessage::Signal { from: PeerId(1), signal: offer("while you were away") });
     ana.expect_nothing().await?;
 
@@ -111,6 +112,7 @@ async fn a_dropped_peer_that_does_not_return_leaves_after_the_grace_period() -> 
     let mut bo = relay.client().await?;
     let newcomer = bo.join_as(&r, Some(&bo_first.resume)).await?;
     assert_eq!(newcomer.you, PeerId(3));
+    assert!(!newcomer.resumed);
     assert_eq!(ana.recv().await?, ServerMessage::PeerJoined { peer: PeerId(3) });
     relay.stop().await
 }

@@ -99,6 +99,11 @@ pub enum ServerMessage {
         /// Present this in [`ClientMessage::Join`] to come back as the same peer after a
         /// dropped socket, within the relay's grace period.
         resume: String,
+        /// Whether this join took back an earlier seat (the resume token was honoured): the
+        /// peer connections of that seat are still good. Only the relay can know; ids
+        /// alone cannot tell, since a restarted relay numbers peers from 1 again.
+        #[serde(default)]
+        resumed: bool,
     },
     /// Someone entered your room. They will send you an offer.
     PeerJoined {
@@ -333,8 +338,9 @@ mod tests {
                     ],
                     ice_transport_policy: IceTransportPolicy::Relay,
                     resume: "t0k".into(),
+                    resumed: true,
                 },
-                r#"{"type":"joined","version":1,"you":2,"peers":[1],"ice_servers":[{"urls":["stun:127.0.0.1:3478"]},{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"u","credential":"p"}],"ice_transport_policy":"relay","resume":"t0k"}"#,
+                r#"{"type":"joined","version":1,"you":2,"peers":[1],"ice_servers":[{"urls":["stun:127.0.0.1:3478"]},{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"u","credential":"p"}],"ice_transport_policy":"relay","resume":"t0k","resumed":true}"#,
             ),
             (ServerMessage::Pong {}, r#"{"type":"pong"}"#),
             (ServerMessage::PeerJoined { peer: PeerId(4) }, r#"{"type":"peer_joined","peer":4}"#),

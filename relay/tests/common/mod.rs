@@ -190,8 +190,8 @@ impl Client {
     pub async fn join_as(&mut self, room: &RoomId, resume: Option<&str>) -> Result<Joined, Box<dyn std::error::Error>> {
         self.send(&join_message(room.as_str(), resume)).await?;
         match self.recv().await? {
-            ServerMessage::Joined { you, peers, ice_servers, ice_transport_policy, resume, .. } => {
-                Ok(Joined { you, peers, ice_servers, ice_transport_policy, resume })
+            ServerMessage::Joined { you, peers, ice_servers, ice_transport_policy, resume, resumed, .. } => {
+                Ok(Joined { you, peers, ice_servers, ice_transport_policy, resume, resumed })
             }
             other => Err(format!("expected joined, got {other:?}").into()),
         }
@@ -235,6 +235,7 @@ pub struct Joined {
     pub ice_servers: Vec<IceServer>,
     pub ice_transport_policy: IceTransportPolicy,
     pub resume: String,
+    pub resumed: bool,
 }
 
 pub fn join_message(room: &str, resume: Option<&str>) -> ClientMessage {
