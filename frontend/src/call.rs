@@ -432,7 +432,9 @@ impl Inner {
                 if before.at_ms > 0.0 {
                     let quality = Quality::between(&before, &sample);
                     if let Some(peer) = inner.state.borrow().peers.get(&view.id) {
-                        view.video_tier.set(peer.adapt(js_sys::Date::now(), &quality, max_bitrate));
+                        let now = js_sys::Date::now();
+                        view.video_tier.set(peer.adapt(now, &quality, max_bitrate));
+                        view.hint.set(peer.hint(now, &quality));
                     }
                     view.quality.set(quality);
                 }

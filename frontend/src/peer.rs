@@ -13,7 +13,7 @@ use shared::call::{CONNECT_TIMEOUT, Link};
 use shared::negotiation::{self, OfferAction, Role};
 use shared::protocol::{IceServer, IceTransportPolicy, Signal};
 use shared::room::PeerId;
-use shared::stats::{CandidateType, Quality, Sample};
+use shared::stats::{CandidateType, Hint, HintHold, Quality, Sample};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -44,6 +44,8 @@ pub struct PeerView {
     pub max_bitrate: RwSignal<Option<u32>>,
     /// The rung our camera sender to this peer is on, while the camera is on.
     pub video_tier: RwSignal<Option<VideoTier>>,
+    /// What to tell the person about this link's quality, held steady.
+    pub hint: RwSignal<Option<Hint>>,
     /// What this peer sends us, once its first track arrives.
     pub stream: RwSignal<Option<MediaStream>, LocalStorage>,
     /// The stream carrying this peer's camera, once it has turned it on.
@@ -63,6 +65,7 @@ impl PeerView {
             quality: RwSignal::new(Quality::default()),
             max_bitrate: RwSignal::new(None),
             video_tier: RwSignal::new(None),
+            hint: RwSignal::new(None),
             stream: RwSignal::new_local(None),
             video: RwSignal::new_local(None),
             showing_video: RwSignal::new(false),
@@ -96,6 +99,8 @@ struct Inner {
     bitrate: RefCell<AudioBitrate>,
     /// Picks our video tier toward this peer while the camera is on.
     video: RefCell<Option<Video>>,
+    /// Steadies the quality hint.
+    hint: RefCell<HintHold>,
     /// Restarts ICE if the link stays disconnected.
     restart: RefCell<Option<Timeout>>,
 }
@@ -122,6 +127,7 @@ impl Peer {
             send: Box::new(send),
             bitrate: RefCell::new(AudioBitrate::new(js_sys::Date::now())),
             video: RefCell::new(None),
+            hint: RefCell::default(),
             restart: RefCell::new(None),
         });
         let listeners = [
@@ -232,6 +238,11 @@ impl Peer {
             }
             _ => {}
         }
+    }
+
+    /// The hint to show for this link after a second's quality (held steady).
+    pub fn hint(&self, now_ms: f64, quality: &Quality) -> Option<Hint> {
+        self.inner.hint.borrow_mut().update(now_ms, quality)
     }
 
     /// Feeds a second's quality to the bitrate controllers, and applies their targets when

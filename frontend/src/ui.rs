@@ -345,7 +345,7 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
                     {move || text().tap_to_hear}
                 </button>
             </Show>
-            {move || quality.with(stats::hint).map(|hint| view! { <p class="hint" data-testid="hint">{hint_text(hint)}</p> })}
+            {move || peer.hint.get().map(|hint| view! { <p class="hint" data-testid="hint">{hint_text(hint)}</p> })}
             <details class="peer-details">
                 <summary>{move || text().details}</summary>
                 <dl>

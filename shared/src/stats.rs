@@ -239,6 +239,29 @@ pub fn hint(quality: &Quality) -> Option<Hint> {
     }
 }
 
+/// Keeps a hint up for a while after the last poor reading: per-second quality is noisy
+/// (a lossy link swings between fair and poor), and a hint that flickers is not read.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HintHold {
+    hint: Option<Hint>,
+    until_ms: f64,
+}
+
+impl HintHold {
+    /// How long a hint stays after the last reading that called for it, ms.
+    pub const HOLD_MS: f64 = 5_000.0;
+
+    /// Takes a reading made at `now_ms`; returns the hint to show.
+    pub fn update(&mut self, now_ms: f64, quality: &Quality) -> Option<Hint> {
+        match hint(quality) {
+            Some(hint) => (self.hint, self.until_ms) = (Some(hint), now_ms + Self::HOLD_MS),
+            None if now_ms >= self.until_ms => self.hint = None,
+            None => {}
+        }
+        self.hint
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -308,6 +331,18 @@ mod tests {
         assert_eq!(hint(&far), Some(Hint::Delay));
         let jittery = Quality { mos: 3.4, jitter_ms: 80.0, ..Quality::default() };
         assert_eq!(hint(&jittery), Some(Hint::Jitter));
+    }
+
+    #[test]
+    fn a_hint_outlasts_a_good_second_and_fades_after_five() {
+        let poor = Quality { mos: 3.0, loss_pct: 10.0, ..Quality::default() };
+        let good = Quality { mos: 4.3, ..Quality::default() };
+        let mut hold = HintHold::default();
+        assert_eq!(hold.update(0.0, &good), None);
+        assert_eq!(hold.update(1_000.0, &poor), Some(Hint::Loss));
+        assert_eq!(hold.update(2_000.0, &good), Some(Hint::Loss));
+        assert_eq!(hold.update(5_900.0, &good), Some(Hint::Loss));
+        assert_eq!(hold.update(6_000.0, &good), None);
     }
 
     fn reading(at_ms: f64) -> Sample {
