@@ -187,7 +187,8 @@ async fn spawn_tool(variable: &str, default: &str, args: &[&str], packages: &str
     Ok(process)
 }
 
-async fn wait_for_port(port: u16, program: &str) -> Result<()> {
+/// Waits up to 20 s until something listens on loopback `port`.
+pub async fn wait_for_port(port: u16, program: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
         if Instant::now() > deadline {
@@ -296,7 +297,8 @@ impl ChromeDriver {
     }
 }
 
-async fn free_port() -> Result<u16> {
+/// A loopback port nobody listens on now.
+pub async fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     Ok(listener.local_addr()?.port())
 }

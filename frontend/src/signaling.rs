@@ -3,11 +3,7 @@
 use std::rc::Rc;
 
 use gloo_events::EventListener;
-use shared::protocol::{ClientMessage, ServerMessage};
-
-/// The close code that asks the relay to keep our seat for a resume (the relay's
-/// `CLOSE_RESUMING`).
-const CLOSE_RESUMING: u16 = 4000;
+use shared::protocol::{CLOSE_RESUMING, ClientMessage, ServerMessage};
 use wasm_bindgen::JsCast;
 use web_sys::{CloseEvent, MessageEvent, WebSocket};
 

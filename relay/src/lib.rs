@@ -35,7 +35,6 @@ use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
 pub use config::{Config, LogFormat};
-pub use socket::{CLOSE_REPLACED, CLOSE_RESUMING};
 
 /// Signaling frames are small (a candidate is ~200 B): a read buffer of 1 KiB instead of
 /// tungstenite's 128 KiB keeps an idle socket cheap. The buffer grows for a larger message

@@ -20,7 +20,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use shared::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage};
+use shared::protocol::{CLOSE_REPLACED, CLOSE_RESUMING, ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage};
 use shared::room::RoomId;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
@@ -30,10 +30,6 @@ use crate::limits::Admitted;
 use crate::metrics;
 use crate::rooms::{JoinError, OUTBOX_CAPACITY, Seat, UnknownPeer};
 
-/// The close code a client uses when it drops a socket it believes dead and will resume.
-pub const CLOSE_RESUMING: u16 = 4000;
-/// The close code for a socket whose seat another socket resumed.
-pub const CLOSE_REPLACED: u16 = 4001;
 /// Messages from the room written together before one flush.
 const WRITE_BATCH: usize = 32;
 /// A write that takes longer than this means the client stopped reading.

@@ -91,7 +91,7 @@ async fn a_dropped_peer_resumes_its_seat_and_gets_what_it_missed() -> TestResult
     let mut bo_again = relay.client().await?;
     assert_eq!(bo_again.join_as(&r, Some(&bo_back.resume)).await?.you, bo_first.you);
     let frame = bo.closed_with().await?.ok_or("no close code")?;
-    assert_eq!(u16::from(frame.code), relay::CLOSE_REPLACED);
+    assert_eq!(u16::from(frame.code), shared::protocol::CLOSE_REPLACED);
     ana.expect_nothing().await?;
     relay.stop().await
 }
@@ -125,7 +125,7 @@ async fn a_client_closing_with_the_resuming_code_keeps_its_seat() -> TestResult 
     ana.join(&r).await?;
     let first = bo.join_as(&r, None).await?;
     ana.recv().await?;
-    bo.close_with(relay::CLOSE_RESUMING).await?;
+    bo.close_with(shared::protocol::CLOSE_RESUMING).await?;
     let mut bo = relay.client().await?;
     assert_eq!(bo.join_as(&r, Some(&first.resume)).await?.you, first.you);
     ana.expect_nothing().await?;

@@ -43,6 +43,15 @@ pub const CLIENT_PING_INTERVAL: std::time::Duration = std::time::Duration::from_
 /// some) takes the socket for dead and reconnects.
 pub const CLIENT_RELAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
 
+/// The WebSocket close code a client uses when it drops a socket it believes dead and
+/// will resume: the relay keeps its seat for the grace period (any other close frame from
+/// a client means it left).
+pub const CLOSE_RESUMING: u16 = 4000;
+
+/// The WebSocket close code the relay ends a socket with when another socket resumed its
+/// seat.
+pub const CLOSE_REPLACED: u16 = 4001;
+
 /// The largest frame the relay accepts, in bytes. An SDP offer is a few KiB; anything near
 /// this is not signaling.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures_util::{SinkExt, StreamExt, stream};
 use shared::protocol::{ClientMessage, PROTOCOL_VERSION, Signal};
 use shared::room::{PeerId, RoomId};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -251,7 +251,7 @@ struct ServerProcess {
 
 impl ServerProcess {
     async fn start(server: Server) -> Result<Self, BoxError> {
-        let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+        let port = e2e::free_port().await?;
         let (program, args): (std::ffi::OsString, Vec<String>) = match server {
             Server::Relay => {
                 let binary = e2e::workspace_root().join("target/release/relay");
@@ -301,13 +301,7 @@ impl ServerProcess {
             .stdout(std::process::Stdio::null())
             .kill_on_drop(true)
             .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-            if Instant::now() > deadline {
-                return Err(format!("{} did not start listening", server.name()).into());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        e2e::wait_for_port(port, server.name()).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(Self { port, process })
     }
