@@ -38,3 +38,18 @@ pub async fn copy_text(text: &str) -> Result<(), JsValue> {
     let clipboard = Reflect::get(&navigator, &"clipboard".into())?;
     call_async(&clipboard, "writeText", &[&text.into()]).await.map(drop)
 }
+
+/// Whether the browser has a share sheet (`navigator.share`): phones mostly do.
+pub fn can_share() -> bool {
+    web_sys::window().is_some_and(|w| Reflect::has(&w.navigator(), &"share".into()).unwrap_or(false))
+}
+
+/// Opens the system's share sheet with `url` (the chat apps are in it). Reached by name:
+/// web-sys has it only behind an unstable cfg.
+pub async fn share(title: &str, url: &str) -> Result<(), JsValue> {
+    let navigator = web_sys::window().ok_or(JsValue::NULL)?.navigator();
+    let data = js_sys::Object::new();
+    Reflect::set(&data, &"title".into(), &title.into())?;
+    Reflect::set(&data, &"url".into(), &url.into())?;
+    call_async(&navigator, "share", &[&data]).await.map(drop)
+}

@@ -21,10 +21,11 @@ use shared::negotiation::{self, Met};
 use shared::protocol::{CLIENT_PING_INTERVAL, CLIENT_RELAY_TIMEOUT, ClientMessage, PROTOCOL_VERSION, ServerMessage};
 use shared::room::{PeerId, RoomId};
 use shared::stats::Quality;
+use wasm_bindgen::JsCast;
 use web_sys::MediaStream;
 
 use crate::error::CallError;
-use crate::media::{self, MicMeter, MicSettings};
+use crate::media::{self, Device, MicMeter, MicSettings};
 use crate::peer::{Ice, Peer, PeerView};
 use crate::signaling::{Socket, SocketEvent};
 
@@ -53,8 +54,16 @@ pub struct CallView {
     pub camera_on: RwSignal<bool>,
     /// Our camera, once it is running (the local preview shows it).
     pub camera: RwSignal<Option<MediaStream>, LocalStorage>,
-    /// Why the camera did not start; the call goes on with voice.
-    pub camera_error: RwSignal<Option<CallError>>,
+    /// Why the camera did not start, or a device change failed; the call goes on.
+    pub device_error: RwSignal<Option<CallError>>,
+    /// The microphones to pick from (labelled once one was opened).
+    pub microphones: RwSignal<Vec<Device>>,
+    /// The cameras to pick from.
+    pub cameras: RwSignal<Vec<Device>>,
+    /// The microphone in use, or picked for the next opening.
+    pub microphone_device: RwSignal<Option<String>>,
+    /// The camera in use, or picked for the next opening.
+    pub camera_device: RwSignal<Option<String>>,
 }
 
 impl CallView {
@@ -69,7 +78,11 @@ impl CallView {
             mic_level: RwSignal::new(0.0),
             camera_on: RwSignal::new(false),
             camera: RwSignal::new_local(None),
-            camera_error: RwSignal::new(None),
+            device_error: RwSignal::new(None),
+            microphones: RwSignal::new(Vec::new()),
+            cameras: RwSignal::new(Vec::new()),
+            microphone_device: RwSignal::new(None),
+            camera_device: RwSignal::new(None),
         }
     }
 
@@ -168,16 +181,20 @@ impl Call {
         inner.view.camera_on.set(on);
         spawn_local(async move {
             let view = inner.view;
-            view.camera_error.set(None);
+            view.device_error.set(None);
             if let Some(camera) = view.camera.get_untracked() {
                 media::stop(&camera);
             }
             let camera = if on {
-                match media::open_camera().await {
-                    Ok(camera) => Some(camera),
+                match media::open_camera(view.camera_device.get_untracked().as_deref()).await {
+                    Ok(camera) => {
+                        view.camera_device.set(media::device_of(&camera, "video"));
+                        inner.refresh_devices();
+                        Some(camera)
+                    }
                     Err(error) => {
                         view.camera_on.set(false);
-                        view.camera_error.set(Some(error));
+                        view.device_error.set(Some(error));
                         None
                     }
                 }
@@ -196,6 +213,35 @@ impl Call {
             }
             view.camera.set(camera);
         });
+    }
+
+    /// Switches to the microphone `device`, mid-call too: the new track replaces the old
+    /// one on every connection, with no renegotiation. If it cannot open, the old one stays
+    /// and the page says why.
+    pub fn choose_microphone(&self, device: String) {
+        let inner = self.inner.clone();
+        let context = MicMeter::context();
+        let view = inner.view;
+        view.microphone_device.set(Some(device.clone()));
+        view.device_error.set(None);
+        spawn_local(async move {
+            let Some(current) = inner.state.borrow().microphone.clone() else { return };
+            match media::open_microphone(Some(&device)).await {
+                Ok(fresh) => inner.swap_microphone(&current, &fresh, context),
+                Err(error) => {
+                    view.microphone_device.set(media::device_of(&current, "audio"));
+                    view.device_error.set(Some(error));
+                }
+            }
+        });
+    }
+
+    /// Switches to the camera `device`; if the camera is on, it restarts on that device.
+    pub fn choose_camera(&self, device: String) {
+        self.inner.view.camera_device.set(Some(device));
+        if self.inner.view.camera_on.get_untracked() {
+            self.set_camera(true);
+        }
     }
 
     /// Leaves the room, closes every connection and releases the microphone.
@@ -231,21 +277,64 @@ impl Inner {
         if let Some(microphone) = self.state.borrow().microphone.clone() {
             return Ok(microphone);
         }
-        let microphone = media::open_microphone().await?;
         let view = self.view;
+        let microphone = media::open_microphone(view.microphone_device.get_untracked().as_deref()).await?;
         media::set_enabled(&microphone, !view.muted.get_untracked());
-        view.mic.set(MicSettings::of(&microphone));
-        // The meter is a comfort, not a requirement: a browser without Web Audio still calls.
-        let meter = meter_context
-            .and_then(|context| MicMeter::start(context, &microphone, view.mic_level).ok())
-            .or_else(|| {
-                leptos::logging::warn!("no microphone meter in this browser");
-                None
-            });
-        let mut state = self.state.borrow_mut();
-        state.microphone = Some(microphone.clone());
-        state.meter = meter;
+        self.state.borrow_mut().microphone = Some(microphone.clone());
+        self.microphone_opened(&microphone, meter_context);
         Ok(microphone)
+    }
+
+    /// Shows what the browser made of a newly opened microphone, and meters it.
+    fn microphone_opened(&self, microphone: &MediaStream, meter_context: Option<web_sys::AudioContext>) {
+        let view = self.view;
+        view.mic.set(MicSettings::of(microphone));
+        view.microphone_device.set(media::device_of(microphone, "audio"));
+        // The meter is a comfort, not a requirement: a browser without Web Audio still calls.
+        let meter = meter_context.and_then(|context| MicMeter::start(context, microphone, view.mic_level).ok());
+        if meter.is_none() {
+            leptos::logging::warn!("no microphone meter in this browser");
+        }
+        self.state.borrow_mut().meter = meter;
+        self.refresh_devices();
+    }
+
+    /// Moves `fresh`'s audio track into our `current` microphone stream, which every
+    /// connection and the meter use, and stops the old track.
+    fn swap_microphone(
+        &self,
+        current: &MediaStream,
+        fresh: &MediaStream,
+        meter_context: Option<web_sys::AudioContext>,
+    ) {
+        // The person may have left while the device was opening.
+        if self.state.borrow().microphone.is_none() {
+            return media::stop(fresh);
+        }
+        for old in current.get_audio_tracks() {
+            let old: web_sys::MediaStreamTrack = old.unchecked_into();
+            old.stop();
+            current.remove_track(&old);
+        }
+        media::set_enabled(fresh, !self.view.muted.get_untracked());
+        for track in fresh.get_audio_tracks() {
+            let track: web_sys::MediaStreamTrack = track.unchecked_into();
+            current.add_track(&track);
+            for peer in self.state.borrow().peers.values() {
+                peer.replace_audio(&track);
+            }
+        }
+        self.microphone_opened(current, meter_context);
+    }
+
+    /// Reads the lists of microphones and cameras again (names appear once a device of the
+    /// kind was allowed; a headset may have been plugged in).
+    fn refresh_devices(&self) {
+        let view = self.view;
+        spawn_local(async move {
+            view.microphones.set(media::devices(web_sys::MediaDeviceKind::Audioinput).await);
+            view.cameras.set(media::devices(web_sys::MediaDeviceKind::Videoinput).await);
+        });
     }
 
     /// Opens a socket to the relay; the join (or resume) goes out when it opens.

@@ -13,8 +13,11 @@ use crate::i18n::Text;
 pub enum CallError {
     /// The person or the browser refused the microphone (`NotAllowedError`).
     MicDenied,
-    /// No audio input device (`NotFoundError`, `OverconstrainedError`).
+    /// No audio input device (`NotFoundError`).
     NoMic,
+    /// The microphone the person picked is not there any more (`OverconstrainedError` on
+    /// its `deviceId`): unplugged, or the list was stale.
+    MicGone,
     /// The device exists but cannot be opened (`NotReadableError`, `AbortError`).
     MicBusy,
     /// Not a secure context: `getUserMedia` is not even offered.
@@ -46,7 +49,8 @@ impl CallError {
     pub fn from_media(error: &JsValue) -> Self {
         match error.dyn_ref::<DomException>().map(DomException::name).as_deref() {
             Some("NotAllowedError" | "SecurityError") => Self::MicDenied,
-            Some("NotFoundError" | "OverconstrainedError") => Self::NoMic,
+            Some("NotFoundError") => Self::NoMic,
+            Some("OverconstrainedError") => Self::MicGone,
             Some("NotReadableError" | "AbortError") => Self::MicBusy,
             _ => Self::unexpected(error),
         }
@@ -75,6 +79,7 @@ impl CallError {
         match self {
             Self::MicDenied => (text.mic_denied, text.mic_denied_fix),
             Self::NoMic => (text.no_mic, text.no_mic_fix),
+            Self::MicGone => (text.mic_gone, text.mic_gone_fix),
             Self::MicBusy => (text.mic_busy, text.mic_busy_fix),
             Self::Insecure => (text.insecure, text.insecure_fix),
             Self::NoWebRtc => (text.no_webrtc, text.no_webrtc_fix),
@@ -95,6 +100,7 @@ impl CallError {
         match self {
             Self::MicDenied => "mic_denied",
             Self::NoMic => "no_mic",
+            Self::MicGone => "mic_gone",
             Self::MicBusy => "mic_busy",
             Self::Insecure => "insecure",
             Self::NoWebRtc => "no_webrtc",

@@ -4,6 +4,7 @@
 //! in one language is a compile error, and no literal text lives outside this file.
 
 use leptos::prelude::*;
+use shared::agent::{InApp, Os};
 
 /// A language of the UI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,6 +59,33 @@ pub struct UiLang(pub RwSignal<Lang>);
 /// The strings of the current language; re-read inside reactive closures.
 pub fn text() -> &'static Text {
     expect_context::<UiLang>().0.get().text()
+}
+
+impl Text {
+    /// The name of a chat app, as people of this language call it.
+    pub fn app(&self, app: InApp) -> &'static str {
+        match app {
+            InApp::WeChat => self.app_wechat,
+            InApp::Qq => self.app_qq,
+            InApp::Weibo => self.app_weibo,
+            InApp::DingTalk => self.app_dingtalk,
+            InApp::Alipay => self.app_alipay,
+            InApp::TikTok => self.app_tiktok,
+            InApp::Messenger => self.app_messenger,
+            InApp::Facebook => self.app_facebook,
+            InApp::Instagram => self.app_instagram,
+            InApp::Line => self.app_line,
+        }
+    }
+
+    /// The two steps out of an app's browser on `os`: where the menu is, which item.
+    pub fn guide_steps(&self, os: Os) -> [&'static str; 2] {
+        match os {
+            Os::Ios => [self.guide_ios_menu, self.guide_ios_open],
+            Os::Android => [self.guide_android_menu, self.guide_android_open],
+            Os::Other => [self.guide_other_menu, self.guide_other_open],
+        }
+    }
 }
 
 /// Every string of the UI.
@@ -145,6 +173,35 @@ pub struct Text {
     pub hint_loss: &'static str,
     pub hint_delay: &'static str,
     pub hint_jitter: &'static str,
+    pub mic_gone: &'static str,
+    pub mic_gone_fix: &'static str,
+    pub share: &'static str,
+    pub scan_to_join: &'static str,
+    pub before_you_join: &'static str,
+    pub microphone_device: &'static str,
+    pub camera_device: &'static str,
+    pub device_fallback: &'static str,
+    pub play_test_sound: &'static str,
+    pub playing_test_sound: &'static str,
+    pub guide_title: &'static str,
+    pub guide_why: &'static str,
+    pub guide_ios_menu: &'static str,
+    pub guide_ios_open: &'static str,
+    pub guide_android_menu: &'static str,
+    pub guide_android_open: &'static str,
+    pub guide_other_menu: &'static str,
+    pub guide_other_open: &'static str,
+    pub guide_copy: &'static str,
+    pub app_wechat: &'static str,
+    pub app_qq: &'static str,
+    pub app_weibo: &'static str,
+    pub app_dingtalk: &'static str,
+    pub app_alipay: &'static str,
+    pub app_tiktok: &'static str,
+    pub app_messenger: &'static str,
+    pub app_facebook: &'static str,
+    pub app_instagram: &'static str,
+    pub app_line: &'static str,
 }
 
 const EN: Text = Text {
@@ -230,6 +287,35 @@ const EN: Text = Text {
     hint_loss: "Your connection is losing packets: move closer to the Wi-Fi router, or switch between Wi-Fi and mobile data.",
     hint_delay: "The connection is slow, so replies arrive late: pause a moment before you speak, or try another network.",
     hint_jitter: "The connection is unsteady: close apps that download or stream in the background.",
+    mic_gone: "The chosen microphone is not available any more.",
+    mic_gone_fix: "Pick another microphone in the list, then tap Join again.",
+    share: "Share…",
+    scan_to_join: "Or scan with a phone to join there",
+    before_you_join: "Before you join",
+    microphone_device: "Microphone",
+    camera_device: "Camera",
+    device_fallback: "Device",
+    play_test_sound: "Play test sound",
+    playing_test_sound: "Playing…",
+    guide_title: "Open this link in your browser to call",
+    guide_why: "The browser inside {app} cannot use the microphone, so the call cannot start here.",
+    guide_ios_menu: "Tap ··· at the top right.",
+    guide_ios_open: "Choose “Open in Safari”.",
+    guide_android_menu: "Tap ⋮ or ··· at the top right.",
+    guide_android_open: "Choose “Open in browser”.",
+    guide_other_menu: "Copy the link below.",
+    guide_other_open: "Paste it into Chrome, Safari, Edge or Firefox.",
+    guide_copy: "Or copy the link and paste it into your browser:",
+    app_wechat: "WeChat",
+    app_qq: "QQ",
+    app_weibo: "Weibo",
+    app_dingtalk: "DingTalk",
+    app_alipay: "Alipay",
+    app_tiktok: "TikTok",
+    app_messenger: "Messenger",
+    app_facebook: "Facebook",
+    app_instagram: "Instagram",
+    app_line: "LINE",
 };
 
 const ZH: Text = Text {
@@ -315,6 +401,35 @@ const ZH: Text = Text {
     hint_loss: "网络正在丢包:请靠近 Wi-Fi 路由器,或在 Wi-Fi 和移动数据之间切换。",
     hint_delay: "网络延迟较高,对方的话会晚到:说话前稍等片刻,或换一个网络。",
     hint_jitter: "网络不稳定:请关闭在后台下载或播放视频的应用。",
+    mic_gone: "所选的麦克风已不可用。",
+    mic_gone_fix: "请在列表中选择其他麦克风,然后点击“重新加入”。",
+    share: "分享…",
+    scan_to_join: "也可以用手机扫码,在手机上加入",
+    before_you_join: "加入前检查",
+    microphone_device: "麦克风",
+    camera_device: "摄像头",
+    device_fallback: "设备",
+    play_test_sound: "播放测试音",
+    playing_test_sound: "正在播放……",
+    guide_title: "请在浏览器中打开此链接进行通话",
+    guide_why: "{app}内置的浏览器无法使用麦克风,无法在这里通话。",
+    guide_ios_menu: "点击右上角的 ···",
+    guide_ios_open: "选择“在 Safari 中打开”。",
+    guide_android_menu: "点击右上角的 ⋮ 或 ···",
+    guide_android_open: "选择“在浏览器打开”。",
+    guide_other_menu: "复制下面的链接。",
+    guide_other_open: "粘贴到 Chrome、Safari、Edge 或 Firefox 中打开。",
+    guide_copy: "也可以复制链接,粘贴到浏览器中打开:",
+    app_wechat: "微信",
+    app_qq: "QQ",
+    app_weibo: "微博",
+    app_dingtalk: "钉钉",
+    app_alipay: "支付宝",
+    app_tiktok: "抖音",
+    app_messenger: "Messenger",
+    app_facebook: "Facebook",
+    app_instagram: "Instagram",
+    app_line: "LINE",
 };
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
-//! The microphone.
+//! The microphone and camera: what the browser offers, opening a device, the level meter
+//! and the test sound.
 
-use wasm_bindgen::JsCast;
+use shared::agent::{Support, Verdict};
+use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{MediaStream, MediaStreamConstraints};
 
@@ -28,11 +30,13 @@ const CAMERA_DESKTOP: &str =
 const CAMERA_PHONE: &str = r#"{"audio": false, "video": {"width": {"ideal": 640}, "height": {"ideal": 360},
     "frameRate": {"ideal": 24}, "facingMode": {"ideal": "user"}}}"#;
 
-/// Opens the camera.
-pub async fn open_camera() -> Result<MediaStream, CallError> {
+/// Opens the camera: `device` if one was picked, else the browser's choice.
+pub async fn open_camera(device: Option<&str>) -> Result<MediaStream, CallError> {
     let constraints = if is_phone() { CAMERA_PHONE } else { CAMERA_DESKTOP };
-    get_user_media(constraints).await.map_err(|error| match error {
-        CallError::MicDenied | CallError::NoMic | CallError::MicBusy => CallError::CameraUnavailable,
+    get_user_media(constraints, "video", device).await.map_err(|error| match error {
+        CallError::MicDenied | CallError::NoMic | CallError::MicBusy | CallError::MicGone => {
+            CallError::CameraUnavailable
+        }
         other => other,
     })
 }
@@ -44,32 +48,113 @@ pub fn is_phone() -> bool {
         .is_some_and(|query| query.matches())
 }
 
-/// Checks that this page can make calls at all, before asking for anything.
-pub fn check_support() -> Result<(), CallError> {
-    let window = web_sys::window().ok_or(CallError::NoWebRtc)?;
-    if !window.is_secure_context() {
-        return Err(CallError::Insecure);
+/// What this browser offers of what a call needs. Read without asking for anything.
+pub fn support() -> Support {
+    let Some(window) = web_sys::window() else {
+        return Support { secure: false, microphone: false, peer_connection: false };
+    };
+    let devices = js_sys::Reflect::get(&window.navigator(), &"mediaDevices".into()).unwrap_or_default();
+    let microphone = !devices.is_undefined()
+        && js_sys::Reflect::get(&devices, &"getUserMedia".into()).is_ok_and(|f| f.is_function());
+    Support {
+        secure: window.is_secure_context(),
+        microphone,
+        peer_connection: browser::has_global("RTCPeerConnection"),
     }
-    if !browser::has_global("RTCPeerConnection") {
-        return Err(CallError::NoWebRtc);
-    }
-    Ok(())
 }
 
-/// Opens the microphone. Must follow a user gesture on phones.
-pub async fn open_microphone() -> Result<MediaStream, CallError> {
-    get_user_media(VOICE).await
+/// Whether a call can work in this browser, and if not, the way out.
+pub fn verdict() -> Verdict {
+    let agent = web_sys::window().and_then(|w| w.navigator().user_agent().ok()).unwrap_or_default();
+    shared::agent::verdict(&agent, support())
 }
 
-async fn get_user_media(constraints: &str) -> Result<MediaStream, CallError> {
-    check_support()?;
+/// Opens the microphone: `device` if one was picked, else the browser's choice. Must
+/// follow a user gesture on phones.
+pub async fn open_microphone(device: Option<&str>) -> Result<MediaStream, CallError> {
+    get_user_media(VOICE, "audio", device).await
+}
+
+/// `getUserMedia` with `constraints`, on `device` for `kind` (`audio` or `video`) if given.
+async fn get_user_media(constraints: &str, kind: &str, device: Option<&str>) -> Result<MediaStream, CallError> {
+    match verdict() {
+        Verdict::Ready => {}
+        Verdict::Insecure => return Err(CallError::Insecure),
+        Verdict::OpenInBrowser { .. } | Verdict::Unsupported => return Err(CallError::NoWebRtc),
+    }
     let navigator = web_sys::window().ok_or(CallError::NoWebRtc)?.navigator();
     let devices = navigator.media_devices().map_err(|_| CallError::Insecure)?;
-    let constraints: MediaStreamConstraints =
-        js_sys::JSON::parse(constraints).map_err(|e| CallError::unexpected(&e))?.unchecked_into();
+    let unexpected = |e: JsValue| CallError::unexpected(&e);
+    let constraints = js_sys::JSON::parse(constraints).map_err(unexpected)?;
+    if let Some(device) = device {
+        // `exact`: the person chose this one; if it is gone, say so rather than open another.
+        let track = js_sys::Reflect::get(&constraints, &kind.into()).map_err(unexpected)?;
+        let exact = js_sys::Object::new();
+        js_sys::Reflect::set(&exact, &"exact".into(), &device.into()).map_err(unexpected)?;
+        js_sys::Reflect::set(&track, &"deviceId".into(), &exact).map_err(unexpected)?;
+    }
+    let constraints: MediaStreamConstraints = constraints.unchecked_into();
     let request = devices.get_user_media_with_constraints(&constraints).map_err(|e| CallError::from_media(&e))?;
     let stream = JsFuture::from(request).await.map_err(|e| CallError::from_media(&e))?;
     Ok(stream.unchecked_into())
+}
+
+/// An input device the person can pick.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// `deviceId`, stable for this site.
+    pub id: String,
+    /// What the system calls it (empty before any permission was granted).
+    pub label: String,
+}
+
+/// The microphones (`audioinput`) or cameras (`videoinput`) the browser lists. Labels are
+/// only given once a device of that kind was opened.
+pub async fn devices(kind: web_sys::MediaDeviceKind) -> Vec<Device> {
+    let Some(media) = web_sys::window().and_then(|w| w.navigator().media_devices().ok()) else { return Vec::new() };
+    let Ok(request) = media.enumerate_devices() else { return Vec::new() };
+    let Ok(list) = JsFuture::from(request).await else { return Vec::new() };
+    js_sys::Array::from(&list)
+        .iter()
+        .filter_map(|info| info.dyn_into::<web_sys::MediaDeviceInfo>().ok())
+        .filter(|info| info.kind() == kind)
+        .map(|info| Device { id: info.device_id(), label: info.label() })
+        .collect()
+}
+
+/// The device a stream's first track of `kind` runs on.
+pub fn device_of(stream: &MediaStream, kind: &str) -> Option<String> {
+    let track = stream
+        .get_tracks()
+        .iter()
+        .map(JsValue::unchecked_into::<web_sys::MediaStreamTrack>)
+        .find(|t| t.kind() == kind)?;
+    let settings: JsValue = track.get_settings().into();
+    Some(browser::string(&settings, "deviceId")).filter(|id| !id.is_empty())
+}
+
+/// Plays a short two-note chime on the speakers, so the person can check they will hear
+/// the call. Call it from a click (an audio context made later may stay silent); the
+/// future ends with the chime (at once if the browser has no Web Audio).
+pub async fn play_test_sound() {
+    let Ok(context) = web_sys::AudioContext::new() else { return };
+    let notes = [(523.25, 0.0), (659.25, 0.18)];
+    let length = 0.6;
+    let start = context.current_time();
+    for (frequency, at) in notes {
+        let (Ok(tone), Ok(gain)) = (context.create_oscillator(), context.create_gain()) else { continue };
+        tone.frequency().set_value(frequency);
+        // A soft attack and a decay: a chime, not a click.
+        let envelope = gain.gain();
+        let _ = envelope.set_value_at_time(0.0, start + at);
+        let _ = envelope.linear_ramp_to_value_at_time(0.25, start + at + 0.02);
+        let _ = envelope.exponential_ramp_to_value_at_time(0.001, start + length);
+        let _ = tone.connect_with_audio_node(&gain).and_then(|_| gain.connect_with_audio_node(&context.destination()));
+        let _ = tone.start_with_when(start + at);
+        let _ = tone.stop_with_when(start + length);
+    }
+    gloo_timers::future::TimeoutFuture::new((length * 1000.0) as u32 + 100).await;
+    let _ = context.close();
 }
 
 /// Turns every track of `stream` on or off; a disabled audio track sends silence.

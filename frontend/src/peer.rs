@@ -240,6 +240,18 @@ impl Peer {
         }
     }
 
+    /// Sends `track` instead of our current microphone track (another device was picked).
+    pub fn replace_audio(&self, track: &MediaStreamTrack) {
+        for sender in self.inner.senders("audio") {
+            let replaced = sender.unchecked_into::<web_sys::RtcRtpSender>().replace_track(Some(track));
+            spawn_local(async move {
+                if let Err(error) = JsFuture::from(replaced).await {
+                    leptos::logging::warn!("could not switch the microphone track: {error:?}");
+                }
+            });
+        }
+    }
+
     /// The hint to show for this link after a second's quality (held steady).
     pub fn hint(&self, now_ms: f64, quality: &Quality) -> Option<Hint> {
         self.inner.hint.borrow_mut().update(now_ms, quality)

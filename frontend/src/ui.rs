@@ -6,6 +6,7 @@ use leptos::task::spawn_local;
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::hooks::{use_navigate, use_params_map};
 use leptos_router::path;
+use shared::agent::{InApp, Os, Verdict};
 use shared::bitrate::VideoTier;
 use shared::call::{CallState, Session};
 use shared::room::RoomId;
@@ -16,7 +17,7 @@ use crate::browser;
 use crate::call::Call;
 use crate::error::CallError;
 use crate::i18n::{Lang, Text, UiLang, text};
-use crate::media::MicSettings;
+use crate::media::{self, Device, MicSettings};
 use crate::peer::PeerView;
 
 /// The whole app: language context and routes.
@@ -99,9 +100,51 @@ fn RoomPage() -> impl IntoView {
     }
 }
 
+/// A room link opened here: the call if this browser can make one, else the way out.
 #[component]
 fn Room(room: RoomId) -> impl IntoView {
-    let share_url = format!("{}/r/{room}", window().location().origin().unwrap_or_default());
+    let url = format!("{}/r/{room}", window().location().origin().unwrap_or_default());
+    match media::verdict() {
+        Verdict::Ready => view! { <CallRoom room url /> }.into_any(),
+        Verdict::OpenInBrowser { app, os } => view! { <InAppGuide app os url /> }.into_any(),
+        Verdict::Insecure => view! { <CannotCall error=CallError::Insecure url /> }.into_any(),
+        Verdict::Unsupported => view! { <CannotCall error=CallError::NoWebRtc url /> }.into_any(),
+    }
+}
+
+/// This chat app's browser cannot call: how to open the link in the system's browser,
+/// with the steps for this phone's system and the link ready to copy.
+#[component]
+fn InAppGuide(app: InApp, os: Os, url: String) -> impl IntoView {
+    view! {
+        <main class="room guide" data-testid="in-app-guide" data-app=app.as_str() data-os=os.as_str()>
+            <span class="guide-arrow" aria-hidden="true">"↗"</span>
+            <h1>{move || text().guide_title}</h1>
+            <p class="what">{move || text().guide_why.replace("{app}", text().app(app))}</p>
+            <ol class="guide-steps">
+                <li>{move || text().guide_steps(os)[0]}</li>
+                <li>{move || text().guide_steps(os)[1]}</li>
+            </ol>
+            <p>{move || text().guide_copy}</p>
+            <CopyLink url />
+        </main>
+    }
+}
+
+/// A browser that cannot call at all: why, and the link to open elsewhere.
+#[component]
+fn CannotCall(error: CallError, url: String) -> impl IntoView {
+    view! {
+        <main class="room">
+            <Problem error />
+            <CopyLink url />
+        </main>
+    }
+}
+
+/// The call in a room, in a browser that can make it.
+#[component]
+fn CallRoom(room: RoomId, url: String) -> impl IntoView {
     let call = StoredValue::new_local(Call::new(room));
     on_cleanup(move || call.try_with_value(Call::dispose).unwrap_or_default());
     let view = call.with_value(Call::view);
@@ -109,7 +152,7 @@ fn Room(room: RoomId) -> impl IntoView {
     let camera_on = move || view.camera_on.get();
     view! {
         <main class="room">
-            <ShareLink url=share_url />
+            <ShareLink url />
             <section class="status" data-testid="call-state" data-state=move || state.get().as_str() aria-live="polite">
                 <p class="state-label">{move || state_label(state.get())}</p>
                 <Show when=move || view.peer_left.get() && state.get() == CallState::Waiting>
@@ -136,12 +179,8 @@ fn Room(room: RoomId) -> impl IntoView {
                             <button class="primary big" data-testid="join" on:click=move |_| call.with_value(Call::join)>
                                 {move || if first { text().join } else { text().join_again }}
                             </button>
-                            <Show when=move || first && view.mic.with(Option::is_none)>
-                                <button class="secondary" data-testid="mic-test" on:click=move |_| call.with_value(Call::test_microphone)>
-                                    {move || text().test_microphone}
-                                </button>
-                            </Show>
                             <Show when=move || !first><NewRoomLink /></Show>
+                            <DeviceCheck call />
                         }
                         .into_any()
                     }
@@ -177,7 +216,11 @@ fn Room(room: RoomId) -> impl IntoView {
             <Show when=move || view.muted.get() && matches!(view.session.get(), Session::Joined)>
                 <p class="muted-note">{move || text().you_are_muted}</p>
             </Show>
-            {move || view.camera_error.get().map(|error| view! { <Problem error /> })}
+            <Show when=move || camera_on() && matches!(view.session.get(), Session::Joined | Session::Lost)>
+                <DevicePicker label=|t| t.camera_device testid="camera-device" devices=view.cameras chosen=view.camera_device
+                    choose=move |id| call.with_value(|c| c.choose_camera(id)) />
+            </Show>
+            {move || view.device_error.get().map(|error| view! { <Problem error /> })}
             {move || view.camera.get().map(|stream| view! { <LocalVideo stream /> })}
             {move || view.mic.get().map(|settings| view! { <MicDetails settings /> })}
         </main>
@@ -219,9 +262,52 @@ fn MicLevel(
     }
 }
 
-/// The room link, selectable and copyable: how the other person gets in.
+/// How the other person gets in: the link to copy, the phone's share sheet where the
+/// browser has one (it reaches the chat apps), and on a wide screen a QR code, so a call
+/// started on a computer can move to a phone.
 #[component]
 fn ShareLink(url: String) -> impl IntoView {
+    let can_share = browser::can_share();
+    let to_share = url.clone();
+    let share = move |_| {
+        let url = to_share.clone();
+        spawn_local(async move {
+            // Closing the share sheet rejects the promise too: nothing to say about it.
+            if let Err(error) = browser::share(text().app_name, &url).await {
+                leptos::logging::log!("share sheet closed: {error:?}");
+            }
+        });
+    };
+    let qr = (!media::is_phone()).then(|| qr_svg(&url)).flatten();
+    view! {
+        <section class="share">
+            <label for="share-link">{move || text().share_label}</label>
+            <CopyLink url>
+                <Show when=move || can_share>
+                    <button class="primary" data-testid="share" on:click=share.clone()>
+                        {move || text().share}
+                    </button>
+                </Show>
+            </CopyLink>
+            {qr.map(|svg| view! {
+                <figure class="qr" data-testid="qr">
+                    <div class="qr-code" role="img" aria-label=move || text().scan_to_join inner_html=svg></div>
+                    <figcaption>{move || text().scan_to_join}</figcaption>
+                </figure>
+            })}
+        </section>
+    }
+}
+
+/// The room URL as an SVG QR code (medium error correction: survives a glare on a screen).
+fn qr_svg(url: &str) -> Option<String> {
+    let code = qrcode::QrCode::with_error_correction_level(url, qrcode::EcLevel::M).ok()?;
+    Some(code.render::<qrcode::render::svg::Color>().min_dimensions(176, 176).quiet_zone(true).build())
+}
+
+/// The link, selectable, with a copy button (and any other buttons given as children).
+#[component]
+fn CopyLink(url: String, #[prop(optional)] children: Option<Children>) -> impl IntoView {
     let copied = RwSignal::new(false);
     let to_copy = url.clone();
     let copy = move |_| {
@@ -238,25 +324,94 @@ fn ShareLink(url: String) -> impl IntoView {
         });
     };
     view! {
-        <section class="share">
-            <label for="share-link">{move || text().share_label}</label>
-            <div class="share-row">
-                <input
-                    id="share-link"
-                    data-testid="share-link"
-                    readonly
-                    value=url
-                    on:focus=move |event| {
-                        if let Some(input) = event_target::<web_sys::HtmlInputElement>(&event).into() {
-                            input.select();
-                        }
+        <div class="share-row">
+            <input
+                id="share-link"
+                data-testid="share-link"
+                readonly
+                value=url
+                on:focus=move |event| {
+                    if let Some(input) = event_target::<web_sys::HtmlInputElement>(&event).into() {
+                        input.select();
                     }
-                />
-                <button class="secondary" data-testid="copy-link" on:click=copy>
-                    {move || if copied.get() { text().copied } else { text().copy }}
+                }
+            />
+            <button class="secondary" data-testid="copy-link" on:click=copy>
+                {move || if copied.get() { text().copied } else { text().copy }}
+            </button>
+            {children.map(|children| children())}
+        </div>
+    }
+}
+
+/// Before joining: the microphone's level, which microphone, and a test sound for the
+/// speakers. Opening the microphone here is what makes the device names appear.
+#[component]
+fn DeviceCheck(call: StoredValue<Call, LocalStorage>) -> impl IntoView {
+    let view = call.with_value(Call::view);
+    let playing = RwSignal::new(false);
+    let play = move |_| {
+        playing.set(true);
+        spawn_local(async move {
+            media::play_test_sound().await;
+            playing.set(false);
+        });
+    };
+    view! {
+        <section class="check" aria-label=move || text().before_you_join>
+            <Show when=move || view.mic.with(Option::is_none)>
+                <button class="secondary" data-testid="mic-test" on:click=move |_| call.with_value(Call::test_microphone)>
+                    {move || text().test_microphone}
                 </button>
-            </div>
+            </Show>
+            <DevicePicker label=|t| t.microphone_device testid="microphone-device" devices=view.microphones
+                chosen=view.microphone_device choose=move |id| call.with_value(|c| c.choose_microphone(id)) />
+            <button
+                class="secondary"
+                data-testid="test-sound"
+                data-playing=move || playing.get().to_string()
+                disabled=move || playing.get()
+                on:click=play
+            >
+                {move || if playing.get() { text().playing_test_sound } else { text().play_test_sound }}
+            </button>
         </section>
+    }
+}
+
+/// A list of devices of one kind to pick from; hidden until the browser names them.
+#[component]
+fn DevicePicker(
+    /// Picks the label from the current language's strings.
+    label: fn(&'static Text) -> &'static str,
+    /// The `data-testid` of the `<select>`.
+    testid: &'static str,
+    /// The devices.
+    devices: RwSignal<Vec<Device>>,
+    /// The one in use.
+    chosen: RwSignal<Option<String>>,
+    /// Called with the id of the device picked.
+    choose: impl Fn(String) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let named = move || devices.with(|list| list.iter().any(|d| !d.label.is_empty()));
+    view! {
+        <Show when=named>
+            <label class="device">
+                <span>{move || label(text())}</span>
+                <select data-testid=testid prop:value=move || chosen.get().unwrap_or_default()
+                    on:change:target=move |event| choose(event.target().value())>
+                    {move || devices.get().into_iter().enumerate().map(|(n, device)| {
+                        let name = if device.label.is_empty() {
+                            format!("{} {}", text().device_fallback, n + 1)
+                        } else {
+                            device.label
+                        };
+                        let selected = chosen.with(|c| c.as_deref() == Some(device.id.as_str()));
+                        view! { <option value=device.id selected=selected>{name}</option> }
+                    }).collect_view()}
+                </select>
+            </label>
+        </Show>
     }
 }
 

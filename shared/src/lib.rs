@@ -5,6 +5,7 @@
 //! decisions exactly. The frontend and the relay only translate between these types and the
 //! outside world.
 //!
+//! - [`agent`]: which in-app browser the page runs in, and whether a call can work there.
 //! - [`protocol`]: the JSON messages on the `/ws` socket, one enum per direction.
 //! - [`room`]: room ids, peer ids and the membership rules of a room.
 //! - [`negotiation`]: who offers first and who yields on glare (perfect negotiation).
@@ -13,6 +14,7 @@
 //! - [`call`]: the one call state shown to the user, derived from the links to each peer.
 //! - [`stats`]: what `getStats` says of a link: audio levels, the network path.
 
+pub mod agent;
 pub mod backoff;
 pub mod bitrate;
 pub mod call;
