@@ -3,7 +3,8 @@
 # the frontend, checks formatting and lints, and runs every test: unit, relay integration
 # over real sockets, and end-to-end calls between real Chromium instances.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-ensure_apt chromium chromium-driver coturn iproute2 nftables ca-certificates
+# fonts-wqy-microhei: the Chinese UI's screenshots need a CJK font (phones have one).
+ensure_apt chromium chromium-driver coturn iproute2 nftables ca-certificates fonts-wqy-microhei
 build_frontend
 say "cargo fmt --check"
 cargo fmt --all --check

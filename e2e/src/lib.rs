@@ -278,24 +278,66 @@ impl ChromeDriver {
 
     /// A new, separate Chromium with its own empty profile, plus `extra` flags.
     pub async fn browser(&self, extra: &[&str]) -> Result<Browser> {
+        self.browser_as(Profile { flags: extra.iter().map(|s| s.to_string()).collect(), ..Profile::default() }).await
+    }
+
+    /// A new, separate Chromium set up as `profile` says.
+    pub async fn browser_as(&self, profile: Profile) -> Result<Browser> {
         let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
         if !std::path::Path::new(&chromium).exists() {
             return Err(Error::Missing(format!(
                 "no Chromium at {chromium}: install Debian's chromium (`apt-get install chromium chromium-driver`)"
             )));
         }
-        let profile = tempfile::tempdir()?;
-        let mut args: Vec<String> = CHROMIUM_FLAGS.iter().chain(extra).map(|s| s.to_string()).collect();
-        args.push(format!("--user-data-dir={}", profile.path().display()));
+        let data = tempfile::tempdir()?;
+        let mut args: Vec<String> = CHROMIUM_FLAGS
+            .iter()
+            .filter(|flag| !(profile.deny_media && **flag == "--use-fake-ui-for-media-stream"))
+            .map(|s| s.to_string())
+            .chain(profile.flags)
+            .collect();
+        args.push(format!("--user-data-dir={}", data.path().display()));
+        if profile.deny_media {
+            args.push("--deny-permission-prompts".into());
+        }
+        if let Some(language) = profile.language {
+            args.push(format!("--lang={language}"));
+            args.push(format!("--accept-lang={language}"));
+        }
+        let mut options = json!({ "binary": chromium, "args": args });
+        if let Some(user_agent) = &profile.phone {
+            options["mobileEmulation"] = json!({
+                "deviceMetrics": { "width": 360, "height": 640, "pixelRatio": 3.0, "touch": true },
+                "userAgent": user_agent,
+            });
+        }
         let capabilities = json!({
             "browserName": "chrome",
-            "goog:chromeOptions": { "binary": chromium, "args": args },
+            "goog:chromeOptions": options,
+            "goog:loggingPrefs": { "performance": "ALL" },
         });
         let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object literal") };
         let client = ClientBuilder::new(HttpConnector::new()).capabilities(capabilities).connect(&self.url).await?;
-        Ok(Browser { client, _profile: profile })
+        Ok(Browser { client, _profile: data })
     }
 }
+
+/// How a test's Chromium differs from the default desktop one.
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    /// Extra command-line flags (`--user-agent=...`).
+    pub flags: Vec<String>,
+    /// Emulate a 360×640 touch phone with this user agent.
+    pub phone: Option<String>,
+    /// Refuse the microphone and camera, as a person tapping "Block" would.
+    pub deny_media: bool,
+    /// The browser's language (`zh-CN`): `navigator.language` and `Accept-Language`.
+    pub language: Option<&'static str>,
+}
+
+/// A phone's browser (Chrome on Android) for mobile emulation.
+pub const ANDROID_CHROME: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
+    Chrome/126.0.0.0 Mobile Safari/537.36";
 
 /// A loopback port nobody listens on now.
 pub async fn free_port() -> Result<u16> {
@@ -472,9 +514,71 @@ impl Browser {
             .collect())
     }
 
+    /// Runs `script` in the page and returns what it returns.
+    pub async fn script(&self, script: &str) -> Result<Value> {
+        Ok(self.client.execute(script, vec![]).await?)
+    }
+
+    /// The text of the element `data-testid=id`, waiting for it to appear.
+    pub async fn text(&self, id: &str) -> Result<String> {
+        let selector = Self::testid(id);
+        let element = self.client.wait().at_most(PATIENCE).for_element(Locator::Css(&selector)).await?;
+        Ok(element.text().await?)
+    }
+
+    /// Sends a Chrome DevTools Protocol command through ChromeDriver.
+    pub async fn devtools(&self, method: &str, params: Value) -> Result<Value> {
+        let body = json!({ "cmd": method, "params": params });
+        Ok(self.client.issue_cmd(Extension { path: "goog/cdp/execute", body }).await?)
+    }
+
+    /// Every URL the browser requested or opened a WebSocket to since the last call, from
+    /// its DevTools network events (ChromeDriver's performance log).
+    pub async fn requested_urls(&self) -> Result<Vec<String>> {
+        let entries =
+            self.client.issue_cmd(Extension { path: "se/log", body: json!({ "type": "performance" }) }).await?;
+        let urls = entries.as_array().into_iter().flatten().filter_map(|entry| {
+            let message: Value = serde_json::from_str(entry["message"].as_str()?).ok()?;
+            let message = &message["message"];
+            match message["method"].as_str()? {
+                "Network.requestWillBeSent" => message["params"]["request"]["url"].as_str().map(str::to_owned),
+                "Network.webSocketCreated" => message["params"]["url"].as_str().map(str::to_owned),
+                _ => None,
+            }
+        });
+        Ok(urls.collect())
+    }
+
+    /// Saves a PNG of the page as `target/e2e-artifacts/<name>.png` and returns its path.
+    pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
+        let dir = workspace_root().join("target").join("e2e-artifacts");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, self.client.screenshot().await?)?;
+        Ok(path.canonicalize()?)
+    }
+
     /// Ends the browser session.
     pub async fn close(self) -> Result<()> {
         Ok(self.client.close().await?)
+    }
+}
+
+/// A ChromeDriver extension command (`POST /session/<id>/<path>`), which fantoccini does
+/// not wrap.
+#[derive(Debug)]
+struct Extension {
+    path: &'static str,
+    body: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Extension {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> std::result::Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/{}", session.unwrap_or_default(), self.path))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.to_string()))
     }
 }
 

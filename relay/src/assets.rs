@@ -1,13 +1,56 @@
-//! Serving the built frontend: hashed assets are cached forever, the page itself never.
+//! Serving the built frontend: hashed assets are cached forever, the page itself never,
+//! and a Content-Security-Policy lets the page load nothing from anywhere else.
 
 use std::path::Path;
+use std::sync::Arc;
 
-use axum::extract::Request;
-use axum::http::HeaderValue;
-use axum::http::header::CACHE_CONTROL;
+use axum::extract::{Request, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
 use tower_http::services::{ServeDir, ServeFile};
+
+/// What the page may load, and from where: this origin only. Scripts are ours plus the
+/// inline loader trunk writes into `index.html` (allowed by its hash, not by
+/// `'unsafe-inline'`), and WebAssembly compilation; the socket is same-origin `ws(s):`.
+/// Chat apps' browsers can be slow to reach CDNs, or blocked from them: we use none.
+const POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'{hashes}; style-src 'self'; \
+    img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; \
+    form-action 'none'; frame-ancestors 'none'";
+
+/// The headers every page and asset carries.
+#[derive(Clone, Debug)]
+pub struct Headers {
+    content_security_policy: HeaderValue,
+}
+
+impl Headers {
+    /// The headers for the page `index_html` (empty when not built yet).
+    pub fn for_page(index_html: &str) -> Self {
+        let hashes: String = inline_scripts(index_html)
+            .map(|script| {
+                format!(" 'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script)))
+            })
+            .collect();
+        let policy = POLICY.replace("{hashes}", &hashes);
+        Self {
+            content_security_policy: HeaderValue::from_str(&policy)
+                .unwrap_or(HeaderValue::from_static("default-src 'self'")),
+        }
+    }
+}
+
+/// The text of each `<script>` element without a `src` in `html`, as the browser hashes it.
+fn inline_scripts(html: &str) -> impl Iterator<Item = &str> {
+    html.split("<script").skip(1).filter_map(|rest| {
+        let (tag, rest) = rest.split_once('>')?;
+        let (body, _) = rest.split_once("</script>")?;
+        (!tag.contains("src=")).then_some(body)
+    })
+}
 
 /// Files whose name carries a content hash (trunk writes `name-<16 hex digits>.ext`) never
 /// change, so browsers may keep them; everything else (the page, room links) must be
@@ -28,17 +71,41 @@ pub fn service(dir: &Path) -> ServeDir<ServeFile> {
     ServeDir::new(dir).precompressed_gzip().fallback(index)
 }
 
-/// Middleware setting `Cache-Control` per [`cache_control`].
-pub async fn set_cache_control(request: Request, next: Next) -> Response {
-    let policy = cache_control(request.uri().path());
+/// Middleware setting `Cache-Control` per [`cache_control`], the Content-Security-Policy,
+/// and headers that keep the room link (the key to the room) out of `Referer`s and stop
+/// content sniffing and framing.
+pub async fn set_headers(State(page): State<Arc<Headers>>, request: Request, next: Next) -> Response {
+    let cache = cache_control(request.uri().path());
     let mut response = next.run(request).await;
-    response.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static(policy));
+    let headers = response.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(CONTENT_SECURITY_POLICY, page.content_security_policy.clone());
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(
+        HeaderName::from_static("permissions-policy"),
+        HeaderValue::from_static("microphone=(self), camera=(self), geolocation=(), payment=(), usb=()"),
+    );
     response
 }
 
 #[cfg(test)]
 mod tests {
-    use super::cache_control;
+    use super::{Headers, cache_control, inline_scripts};
+
+    #[test]
+    fn the_policy_allows_exactly_the_inline_loader_by_hash() {
+        let page = "<head><script type=\"module\">\nimport init from '/a.js';\n</script>\
+            <script src=\"/b.js\"></script><script>x()</script></head>";
+        assert_eq!(inline_scripts(page).collect::<Vec<_>>(), ["\nimport init from '/a.js';\n", "x()"]);
+        let policy = Headers::for_page(page).content_security_policy;
+        let policy = policy.to_str().unwrap();
+        // echo -n 'x()' | openssl dgst -sha256 -binary | base64
+        assert!(policy.contains("'sha256-D6IGS8VMvCoyaR/l0h9tERrBTATY01CoPS7l6xDv0kI='"), "{policy}");
+        assert_eq!(policy.matches("'sha256-").count(), 2, "{policy}");
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        assert!(policy.starts_with("default-src 'none'; script-src 'self' 'wasm-unsafe-eval' 'sha256-"), "{policy}");
+    }
 
     #[test]
     fn only_content_hashed_files_are_immutable() {

@@ -106,9 +106,10 @@ pub async fn run(
         config,
         shutdown: stopped.clone(),
     });
+    let page = std::fs::read_to_string(&index).unwrap_or_default();
     let assets = Router::new()
         .fallback_service(assets::service(&state.config.static_dir))
-        .layer(axum::middleware::from_fn(assets::set_cache_control));
+        .layer(axum::middleware::from_fn_with_state(Arc::new(assets::Headers::for_page(&page)), assets::set_headers));
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))

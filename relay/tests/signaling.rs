@@ -168,6 +168,11 @@ async fn serves_health_and_the_app_for_room_links() -> TestResult {
     assert_eq!(relay.get("/").await?, (200, INDEX_HTML.into()));
     let page = relay.get_full(&format!("/r/{}", room(12))).await?;
     assert_eq!(page.header("cache-control"), Some("no-cache"));
+    // Only this origin, and no `'unsafe-inline'`: the page's inline script by its hash.
+    let policy = page.header("content-security-policy").ok_or("no Content-Security-Policy")?;
+    assert!(policy.starts_with("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline") && !policy.contains("http"), "{policy}");
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"), "the room link must not leak in a Referer");
     relay.stop().await
 }
 
