@@ -115,10 +115,11 @@ impl Relay {
         Ok(())
     }
 
-    /// `http://127.0.0.1:<port><path>`: loopback is a secure context, so the page may use
-    /// the microphone.
+    /// `http://127.0.0.1:<port><path>` (`https://` when the relay serves TLS): loopback is
+    /// a secure context either way, so the page may use the microphone.
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        let scheme = if self.config.lan || self.config.tls_cert.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}{path}", self.addr)
     }
 }
 

@@ -234,3 +234,22 @@ async fn the_page_loads_nothing_from_anywhere_else() -> Result<()> {
     ana.close().await?;
     bo.close().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lan_mode_serves_a_call_over_https() -> Result<()> {
+    // LAN mode's certificate is self-signed: a person accepts the warning once; these
+    // browsers are told to.
+    let relay = Relay::start(&["--lan"]).await?;
+    let driver = ChromeDriver::start().await?;
+    let trusting = &["--ignore-certificate-errors"];
+    let (ana, bo) = (driver.browser(trusting).await?, driver.browser(trusting).await?);
+    meet(&relay, &ana, &bo).await?;
+    bo.wait_state("connected").await?;
+    ana.wait_state("connected").await?;
+    let page = ana.script("return [location.protocol, window.isSecureContext]").await?;
+    assert_eq!(page, json!(["https:", true]));
+    let urls = ana.requested_urls().await?;
+    assert!(urls.iter().any(|url| url.starts_with("wss://")), "no secure socket in {urls:?}");
+    ana.close().await?;
+    bo.close().await
+}

@@ -5,7 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+use axum::http::header::{
+    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+};
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -25,21 +27,26 @@ const POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'{h
 #[derive(Clone, Debug)]
 pub struct Headers {
     content_security_policy: HeaderValue,
+    /// Served over HTTPS with a real certificate: say so with `Strict-Transport-Security`.
+    strict: bool,
+    /// Believe `X-Forwarded-Proto` (a reverse proxy terminates TLS).
+    trust_proxy: bool,
 }
 
 impl Headers {
-    /// The headers for the page `index_html` (empty when not built yet).
-    pub fn for_page(index_html: &str) -> Self {
+    /// The headers for the page `index_html` (empty when not built yet), served over
+    /// certified HTTPS (`strict`) or behind a proxy to be believed (`trust_proxy`).
+    pub fn for_page(index_html: &str, strict: bool, trust_proxy: bool) -> Self {
         let hashes: String = inline_scripts(index_html)
             .map(|script| {
                 format!(" 'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script)))
             })
             .collect();
         let policy = POLICY.replace("{hashes}", &hashes);
-        Self {
-            content_security_policy: HeaderValue::from_str(&policy)
-                .unwrap_or(HeaderValue::from_static("default-src 'self'")),
-        }
+        // Base64 and the fixed text are visible ASCII: the value is always valid.
+        let content_security_policy =
+            HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'self'"));
+        Self { content_security_policy, strict, trust_proxy }
     }
 }
 
@@ -76,8 +83,12 @@ pub fn service(dir: &Path) -> ServeDir<ServeFile> {
 /// content sniffing and framing.
 pub async fn set_headers(State(page): State<Arc<Headers>>, request: Request, next: Next) -> Response {
     let cache = cache_control(request.uri().path());
+    let strict = page.strict || crate::tls::forwarded_https(request.headers(), page.trust_proxy);
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if strict {
+        headers.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
     headers.insert(CONTENT_SECURITY_POLICY, page.content_security_policy.clone());
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -98,7 +109,7 @@ mod tests {
         let page = "<head><script type=\"module\">\nimport init from '/a.js';\n</script>\
             <script src=\"/b.js\"></script><script>x()</script></head>";
         assert_eq!(inline_scripts(page).collect::<Vec<_>>(), ["\nimport init from '/a.js';\n", "x()"]);
-        let policy = Headers::for_page(page).content_security_policy;
+        let policy = Headers::for_page(page, false, false).content_security_policy;
         let policy = policy.to_str().unwrap();
         // echo -n 'x()' | openssl dgst -sha256 -binary | base64
         assert!(policy.contains("'sha256-D6IGS8VMvCoyaR/l0h9tERrBTATY01CoPS7l6xDv0kI='"), "{policy}");

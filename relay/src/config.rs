@@ -93,6 +93,25 @@ pub struct Config {
     #[arg(long = "allowed-origin", env = "RELAY_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// TLS certificate chain (PEM): the relay then serves HTTPS and WSS itself.
+    #[arg(long, env = "RELAY_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM) for `--tls-cert`.
+    #[arg(long, env = "RELAY_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// LAN mode: listen on every interface with HTTPS on a self-signed certificate made at
+    /// start, and print the LAN URL with a QR code, so a phone on the same Wi-Fi can join.
+    #[arg(long, env = "RELAY_LAN", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub lan: bool,
+
+    /// Behind a reverse proxy: take the client's address from the last `X-Forwarded-For`
+    /// hop (for the per-IP limits) and the scheme from `X-Forwarded-Proto`. Only set it if
+    /// the proxy overwrites those headers: otherwise clients could choose their address.
+    #[arg(long, env = "RELAY_TRUST_PROXY")]
+    pub trust_proxy: bool,
+
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -16,10 +16,10 @@ mod limits;
 mod metrics;
 mod rooms;
 mod socket;
+mod tls;
 mod turn;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -28,6 +28,7 @@ use axum::extract::{ConnectInfo, State as Extract, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::{IncomingStream, Listener};
 use shared::protocol::IceServer;
 use shared::room::PeerId;
 use tokio::net::TcpListener;
@@ -35,6 +36,7 @@ use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
 pub use config::{Config, LogFormat};
+pub use tls::{lan_address, lan_banner};
 
 /// Signaling frames are small (a candidate is ~200 B): a read buffer of 1 KiB instead of
 /// tungstenite's 128 KiB keeps an idle socket cheap. The buffer grows for a larger message
@@ -51,6 +53,9 @@ pub enum Error {
     /// Accepting connections failed.
     #[error("serving failed: {0}")]
     Serve(#[from] std::io::Error),
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// What every connection shares.
@@ -97,6 +102,7 @@ pub async fn run(
         }
         _ => None,
     };
+    let https = tls::Https::from_config(&config)?;
     let metrics = metrics::handle();
     let (stop, stopped) = watch::channel(false);
     let state = Arc::new(State {
@@ -107,9 +113,12 @@ pub async fn run(
         shutdown: stopped.clone(),
     });
     let page = std::fs::read_to_string(&index).unwrap_or_default();
-    let assets = Router::new()
-        .fallback_service(assets::service(&state.config.static_dir))
-        .layer(axum::middleware::from_fn_with_state(Arc::new(assets::Headers::for_page(&page)), assets::set_headers));
+    let assets = Router::new().fallback_service(assets::service(&state.config.static_dir)).layer(
+        axum::middleware::from_fn_with_state(
+            Arc::new(assets::Headers::for_page(&page, https.strict(), state.config.trust_proxy)),
+            assets::set_headers,
+        ),
+    );
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
@@ -117,31 +126,57 @@ pub async fn run(
         .merge(assets)
         .layer(TraceLayer::new_for_http())
         .with_state(state);
-    tracing::info!(address = %listener.local_addr()?, "relay listening");
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(
-        async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            // axum's graceful shutdown waits for open connections but does not end
-            // WebSockets: tell their tasks to close them.
-            let _ = stop.send(true);
-        },
-    );
+    let address = listener.local_addr()?;
+    let on_shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        // axum's graceful shutdown waits for open connections but does not end
+        // WebSockets: tell their tasks to close them.
+        let _ = stop.send(true);
+    };
     let deadline = async move {
         let mut stopped = stopped;
         let _ = stopped.wait_for(|stop| *stop).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
+    let served = match https {
+        tls::Https::Off => {
+            tracing::info!(%address, "relay listening (HTTP)");
+            serve(tls::Plain(listener), app, on_shutdown, deadline).await
+        }
+        tls::Https::Certified(acceptor) | tls::Https::SelfSigned(acceptor) => {
+            tracing::info!(%address, "relay listening (HTTPS)");
+            serve(tls::Secure::new(listener, acceptor)?, app, on_shutdown, deadline).await
+        }
+    };
+    Ok(served?)
+}
+
+/// Serves `app` on `listener` until `shutdown`, then gives connections until `deadline`.
+async fn serve<L>(
+    listener: L,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    deadline: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    L: Listener<Addr = tls::Remote>,
+    for<'a> tls::Remote: axum::extract::connect_info::Connected<IncomingStream<'a, L>>,
+{
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<tls::Remote>())
+        .with_graceful_shutdown(shutdown);
     tokio::select! {
-        served = server => served?,
-        () = deadline => tracing::warn!("connections still open after shutdown grace; leaving anyway"),
+        served = server => served,
+        () = deadline => {
+            tracing::warn!("connections still open after shutdown grace; leaving anyway");
+            Ok(())
+        }
     }
-    Ok(())
 }
 
 async fn upgrade(
     upgrade: WebSocketUpgrade,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(remote): ConnectInfo<tls::Remote>,
     headers: HeaderMap,
     Extract(state): Extract<Arc<State>>,
 ) -> Response {
@@ -152,7 +187,7 @@ async fn upgrade(
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
     }
-    let ip = peer.ip();
+    let ip = tls::client_ip(remote, &headers, state.config.trust_proxy);
     let admitted = state.connections.admit(ip);
     let max = state.config.max_message_bytes;
     upgrade

@@ -14,7 +14,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         LogFormat::Text => logs.init(),
         LogFormat::Json => logs.json().init(),
     }
-    let listener = TcpListener::bind((config.bind, config.port)).await?;
+    // LAN mode is for phones on the same Wi-Fi: listen on every interface.
+    let bind = if config.lan { std::net::Ipv4Addr::UNSPECIFIED.into() } else { config.bind };
+    let listener = TcpListener::bind((bind, config.port)).await?;
+    if config.lan {
+        let port = listener.local_addr()?.port();
+        match relay::lan_address() {
+            Some(ip) => println!("{}", relay::lan_banner(&format!("https://{ip}:{port}/"))),
+            None => tracing::warn!("LAN mode, but this machine has no LAN address"),
+        }
+    }
     relay::run(listener, config, shutdown_signal()).await?;
     Ok(())
 }

@@ -326,6 +326,25 @@ async fn case_21_too_many_sockets_from_one_address() -> TestResult {
 }
 
 #[tokio::test]
+async fn case_21b_forwarded_addresses_count_only_behind_a_trusted_proxy() -> TestResult {
+    // Without --trust-proxy, a client cannot pick its address to dodge the limit.
+    let relay = Relay::start(&["--sockets-per-ip", "1"]).await?;
+    let _first = relay.client_with("x-forwarded-for", "198.51.100.1").await?;
+    let mut second = relay.client_with("x-forwarded-for", "198.51.100.2").await?;
+    second.expect_error(ErrorCode::TooManyConnections).await?;
+    // Behind a trusted proxy, the proxy's last hop is the client: two people, two addresses;
+    // the same person twice is refused.
+    let relay = Relay::start(&["--sockets-per-ip", "1", "--trust-proxy"]).await?;
+    let mut ana = relay.client_with("x-forwarded-for", "203.0.113.9, 198.51.100.1").await?;
+    let mut bo = relay.client_with("x-forwarded-for", "203.0.113.9, 198.51.100.2").await?;
+    ana.join(&room(121)).await?;
+    bo.join(&room(121)).await?;
+    let mut ana_again = relay.client_with("x-forwarded-for", "198.51.100.1").await?;
+    ana_again.expect_error(ErrorCode::TooManyConnections).await?;
+    Ok(())
+}
+
+#[tokio::test]
 async fn case_22_a_half_open_socket_is_evicted_and_the_room_told() -> TestResult {
     let relay = Relay::start(&["--ping-interval", "200ms", "--idle-timeout", "1200ms"]).await?;
     let mut bystanders = Bystanders::new(&relay).await?;

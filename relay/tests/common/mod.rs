@@ -69,11 +69,18 @@ impl Relay {
 
     /// Opens the socket as a page from `origin` would.
     pub async fn client_from(&self, origin: &str) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
+        self.client_with("origin", origin).await
+    }
+
+    /// Opens the socket with the request header `name: value`.
+    pub async fn client_with(
+        &self,
+        name: &'static str,
+        value: &str,
+    ) -> Result<Client, tokio_tungstenite::tungstenite::Error> {
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
         let mut request = format!("ws://{}/ws", self.addr).into_client_request()?;
-        request
-            .headers_mut()
-            .insert("origin", origin.parse().map_err(tokio_tungstenite::tungstenite::http::Error::from)?);
+        request.headers_mut().insert(name, value.parse().map_err(tokio_tungstenite::tungstenite::http::Error::from)?);
         let (socket, _) = connect_async(request).await?;
         Ok(Client { socket })
     }

@@ -1,0 +1,262 @@
+//! Listening: plain HTTP, or HTTPS/WSS with rustls when given a certificate (or in LAN mode,
+//! with a self-signed one made at start), and who the client is.
+//!
+//! Browsers give the microphone only to secure pages: `https://`, or `http://localhost`. A
+//! phone on the same Wi-Fi reaches the relay by its LAN address, so it needs HTTPS even
+//! for a quick try at home; that is what LAN mode is for.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::connect_info::Connected;
+use axum::http::HeaderMap;
+use axum::serve::{IncomingStream, Listener};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+
+use crate::{Config, Error};
+
+/// A TLS handshake gets this long; a client that stalls it is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// At most this many handshakes at once; more wait in the kernel's accept queue.
+const HANDSHAKES_IN_FLIGHT: usize = 256;
+
+/// The address of the TCP peer (before any `X-Forwarded-For`).
+#[derive(Clone, Copy, Debug)]
+pub struct Remote(pub SocketAddr);
+
+/// Plain TCP.
+pub struct Plain(pub TcpListener);
+
+impl Listener for Plain {
+    type Io = TcpStream;
+    type Addr = Remote;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = Listener::accept(&mut self.0).await;
+        (io, Remote(addr))
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr().map(Remote)
+    }
+}
+
+impl Connected<IncomingStream<'_, Plain>> for Remote {
+    fn connect_info(stream: IncomingStream<'_, Plain>) -> Self {
+        *stream.remote_addr()
+    }
+}
+
+/// TLS over TCP. Each handshake runs in its own task, so a slow or silent client cannot
+/// hold up anyone else's.
+pub struct Secure {
+    local: SocketAddr,
+    ready: mpsc::Receiver<(TlsStream<TcpStream>, Remote)>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl Secure {
+    /// Accepts on `listener` and hands out the connections whose handshake with `acceptor`
+    /// succeeded.
+    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+        let local = listener.local_addr()?;
+        let (done, ready) = mpsc::channel(HANDSHAKES_IN_FLIGHT);
+        let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_IN_FLIGHT));
+        let mut plain = Plain(listener);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let Ok(slot) = slots.clone().acquire_owned().await else { return };
+                let (tcp, remote) = Listener::accept(&mut plain).await;
+                let (acceptor, done) = (acceptor.clone(), done.clone());
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = done.send((tls, remote)).await;
+                        }
+                        Ok(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(Self { local, ready, accepting })
+    }
+}
+
+impl Drop for Secure {
+    fn drop(&mut self) {
+        self.accepting.abort();
+    }
+}
+
+impl Listener for Secure {
+    type Io = TlsStream<TcpStream>;
+    type Addr = Remote;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(connection) => connection,
+            // The accept task only ends with the relay; wait for the shutdown.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Ok(Remote(self.local))
+    }
+}
+
+impl Connected<IncomingStream<'_, Secure>> for Remote {
+    fn connect_info(stream: IncomingStream<'_, Secure>) -> Self {
+        *stream.remote_addr()
+    }
+}
+
+/// How the relay's HTTPS is set up.
+pub enum Https {
+    /// Plain HTTP (behind a TLS-terminating proxy, or on localhost).
+    Off,
+    /// HTTPS with a certificate from a real authority (or the operator's own).
+    Certified(TlsAcceptor),
+    /// HTTPS with a certificate made at start for LAN addresses: browsers warn once.
+    SelfSigned(TlsAcceptor),
+}
+
+impl Https {
+    /// HTTPS as `config` asks: `--tls-cert` and `--tls-key`, or `--lan`.
+    pub fn from_config(config: &Config) -> Result<Self, Error> {
+        match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => {
+                let unreadable =
+                    |why: String| Error::Tls(format!("cannot read the certificate {}: {why}", cert.display()));
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+                    .map_err(|e| unreadable(e.to_string()))?;
+                if chain.is_empty() {
+                    return Err(unreadable("no PEM certificate in it".into()));
+                }
+                let key = PrivateKeyDer::from_pem_file(key)
+                    .map_err(|e| Error::Tls(format!("cannot read the key {}: {e}", key.display())))?;
+                Ok(Self::Certified(acceptor(chain, key)?))
+            }
+            (None, None) if config.lan => {
+                let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+                names.extend(lan_address().map(|ip| ip.to_string()));
+                let made = rcgen::generate_simple_self_signed(names).map_err(|e| Error::Tls(e.to_string()))?;
+                let key =
+                    PrivateKeyDer::try_from(made.signing_key.serialize_der()).map_err(|e| Error::Tls(e.into()))?;
+                Ok(Self::SelfSigned(acceptor(vec![made.cert.der().clone()], key)?))
+            }
+            (None, None) => Ok(Self::Off),
+            _ => Err(Error::Tls("--tls-cert and --tls-key go together".into())),
+        }
+    }
+
+    /// Whether browsers should be told to use HTTPS from now on (`Strict-Transport-Security`):
+    /// only with a real certificate; with a self-signed one it would turn the one-time
+    /// warning into a wall.
+    pub fn strict(&self) -> bool {
+        matches!(self, Self::Certified(_))
+    }
+}
+
+fn acceptor(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) -> Result<TlsAcceptor, Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .and_then(|builder| builder.with_no_client_auth().with_single_cert(chain, key))
+        .map_err(|e| Error::Tls(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// This machine's address on the local network: the source address the system would use
+/// to reach the internet. Connecting a UDP socket sends nothing.
+pub fn lan_address() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind(("0.0.0.0", 0)).ok()?;
+    socket.connect(("192.0.2.1", 9)).ok()?;
+    Some(socket.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+}
+
+/// What LAN mode prints: the address to open on a phone, and a QR code of it for the
+/// phone's camera. Drawn for a dark terminal (the usual kind): light modules are the
+/// printed blocks, dark ones the background.
+pub fn lan_banner(url: &str) -> String {
+    use qrcode::render::unicode::Dense1x2;
+    let code = qrcode::QrCode::new(url)
+        .map(|code| {
+            code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).quiet_zone(true).build()
+        })
+        .unwrap_or_default();
+    format!(
+        "\nLAN mode: on a phone on the same Wi-Fi, open\n\n    {url}\n\n{code}\n\
+         The certificate is self-signed: the browser warns once; choose to continue.\n"
+    )
+}
+
+/// The client's IP address: the TCP peer's, or, behind a trusted reverse proxy, the last
+/// address in `X-Forwarded-For` (the one our proxy added; earlier ones are the client's
+/// word and could be anything).
+pub fn client_ip(remote: Remote, headers: &HeaderMap, trust_proxy: bool) -> IpAddr {
+    let forwarded = || {
+        let value = headers.get_all("x-forwarded-for").iter().next_back()?.to_str().ok()?;
+        value.rsplit(',').next()?.trim().parse().ok()
+    };
+    trust_proxy.then(forwarded).flatten().unwrap_or(remote.0.ip())
+}
+
+/// Whether the page was reached over HTTPS: directly, or, behind a trusted proxy, as its
+/// `X-Forwarded-Proto` says.
+pub fn forwarded_https(headers: &HeaderMap, trust_proxy: bool) -> bool {
+    trust_proxy
+        && headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|proto| proto.split(',').next_back().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap())).collect()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy_and_only_its_last_hop() {
+        let remote = Remote("10.0.0.2:5555".parse().unwrap());
+        let spoofed = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.7")]);
+        assert_eq!(client_ip(remote, &spoofed, false), "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(remote, &spoofed, true), "203.0.113.7".parse::<IpAddr>().unwrap());
+        let garbage = headers(&[("x-forwarded-for", "not an address")]);
+        assert_eq!(client_ip(remote, &garbage, true), "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(remote, &HeaderMap::new(), true), "10.0.0.2".parse::<IpAddr>().unwrap());
+        let v6 = headers(&[("x-forwarded-for", "2001:db8::1")]);
+        assert_eq!(client_ip(remote, &v6, true), "2001:db8::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn forwarded_proto_counts_only_from_a_trusted_proxy() {
+        let https = headers(&[("x-forwarded-proto", "https")]);
+        assert!(forwarded_https(&https, true));
+        assert!(!forwarded_https(&https, false));
+        assert!(!forwarded_https(&headers(&[("x-forwarded-proto", "http")]), true));
+        assert!(forwarded_https(&headers(&[("x-forwarded-proto", "http, HTTPS")]), true));
+    }
+
+    #[test]
+    fn the_lan_banner_has_the_url_and_a_scannable_code() {
+        let banner = lan_banner("https://192.168.1.20:8080/");
+        assert!(banner.contains("https://192.168.1.20:8080/"));
+        assert!(banner.lines().filter(|line| line.contains('█')).count() > 10, "{banner}");
+    }
+}
