@@ -93,13 +93,7 @@ impl Relay {
 
     /// Sends a plain HTTP/1.1 GET and returns the whole response.
     pub async fn get_full(&self, path: &str) -> Result<HttpResponse, Box<dyn std::error::Error>> {
-        let mut stream = TcpStream::connect(self.addr).await?;
-        stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes()).await?;
-        let mut response = String::new();
-        tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response)).await??;
-        let status = response.get(9..12).ok_or("short response")?.parse()?;
-        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-        Ok(HttpResponse { status, head: head.to_ascii_lowercase(), body: body.to_owned() })
+        http_get(self.addr, path).await
     }
 
     /// Triggers shutdown and waits for `run` to return.
@@ -112,7 +106,18 @@ impl Relay {
     }
 }
 
-fn static_dir() -> std::io::Result<PathBuf> {
+/// Sends a plain HTTP/1.1 GET to `addr` and returns the whole response.
+pub async fn http_get(addr: SocketAddr, path: &str) -> Result<HttpResponse, Box<dyn std::error::Error>> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut response = String::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_string(&mut response)).await??;
+    let status = response.get(9..12).ok_or("short response")?.parse()?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    Ok(HttpResponse { status, head: head.to_ascii_lowercase(), body: body.to_owned() })
+}
+
+pub fn static_dir() -> std::io::Result<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("relay-static");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join("index.html"), INDEX_HTML)?;

@@ -1,0 +1,30 @@
+# The relay and the built frontend in one small image (distroless, ~30 MB).
+#   docker build -t linkcall .
+#   docker run -p 8080:8080 linkcall            # then http://localhost:8080
+# See deploy/compose.yaml for the relay with coturn and HTTPS.
+
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+RUN rustup target add wasm32-unknown-unknown \
+ && cargo install trunk --version ^0.21 --locked \
+ && apt-get update && apt-get install -y --no-install-recommends npm \
+ && npm install --global binaryen@132
+# wasm-bindgen-cli must be exactly the version in Cargo.lock.
+COPY Cargo.lock ./
+RUN cargo install wasm-bindgen-cli --version \
+    "$(grep -A1 '^name = "wasm-bindgen"$' Cargo.lock | sed -n 's/^version = "\(.*\)"$/\1/p')"
+COPY . .
+RUN trunk build --release \
+ && find dist -type f \( -name '*.html' -o -name '*.js' -o -name '*.wasm' -o -name '*.css' \) \
+      -exec gzip -9 --keep --force {} + \
+ && cargo build --release --locked -p relay
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+COPY --from=build /src/target/release/relay /usr/local/bin/relay
+COPY --from=build /src/dist /srv/linkcall
+ENV RELAY_BIND=0.0.0.0 \
+    RELAY_PORT=8080 \
+    RELAY_STATIC_DIR=/srv/linkcall \
+    RELAY_LOG_FORMAT=json
+EXPOSE 8080
+ENTRYPOINT ["/usr/local/bin/relay"]
