@@ -253,3 +253,57 @@ async fn lan_mode_serves_a_call_over_https() -> Result<()> {
     ana.close().await?;
     bo.close().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn before_joining_a_person_picks_a_microphone_and_hears_a_test_sound() -> Result<()> {
+    let relay = Relay::start(&[]).await?;
+    let driver = ChromeDriver::start().await?;
+    let ana = driver.browser(&[]).await?;
+    create_room(&relay, &ana).await?;
+    let level = || async { ana.number("mic-level", "data-level").await };
+
+    // The meter moves; then the list of microphones appears, named.
+    ana.click("mic-test").await?;
+    e2e::until("the meter to move", || async { Ok(level().await? > 0.05) }).await?;
+    let options = "return [...document.querySelectorAll('[data-testid=\"microphone-device\"] option')]\
+        .map(o => [o.value, o.textContent])";
+    e2e::until("two or more named microphones", || async {
+        Ok(ana.script(options).await?.as_array().is_some_and(|list| list.len() >= 2))
+    })
+    .await?;
+    let list = ana.script(options).await?;
+    let current = ana.script("return document.querySelector('[data-testid=\"microphone-device\"]').value").await?;
+    let other = list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|option| option[0].as_str())
+        .find(|id| Some(*id) != current.as_str())
+        .ok_or_else(|| e2e::Error::Unexpected(format!("no other microphone in {list}")))?
+        .to_owned();
+
+    // Picking another one switches to it, and the meter follows the new microphone.
+    let pick = format!(
+        "const s = document.querySelector('[data-testid=\"microphone-device\"]'); s.value = '{other}'; \
+         s.dispatchEvent(new Event('change', {{ bubbles: true }}));"
+    );
+    ana.script(&pick).await?;
+    let in_use = "return document.querySelector('[data-testid=\"microphone-device\"]').value";
+    e2e::until("the picked microphone in use", || async { Ok(ana.script(in_use).await? == json!(other)) }).await?;
+    e2e::until("the meter to move on the new microphone", || async { Ok(level().await? > 0.05) }).await?;
+    assert!(!ana.shows("error").await?, "switching microphones showed an error");
+
+    // The test sound plays and ends.
+    ana.click("test-sound").await?;
+    assert_eq!(ana.attr("test-sound", "data-playing").await?.as_deref(), Some("true"));
+    e2e::until("the test sound to end", || async {
+        Ok(ana.attr("test-sound", "data-playing").await?.as_deref() == Some("false"))
+    })
+    .await?;
+
+    // Joining uses the microphone picked.
+    ana.click("join").await?;
+    ana.wait_state("waiting").await?;
+    assert_eq!(ana.script(in_use).await?, json!(other));
+    ana.close().await
+}

@@ -216,10 +216,14 @@ fn CallRoom(room: RoomId, url: String) -> impl IntoView {
             <Show when=move || view.muted.get() && matches!(view.session.get(), Session::Joined)>
                 <p class="muted-note">{move || text().you_are_muted}</p>
             </Show>
-            <Show when=move || camera_on() && matches!(view.session.get(), Session::Joined | Session::Lost)>
+            <div class="devices">
+                <DevicePicker label=|t| t.microphone_device testid="microphone-device" devices=view.microphones
+                    chosen=view.microphone_device choose=move |id| call.with_value(|c| c.choose_microphone(id)) />
+                <Show when=move || camera_on() && matches!(view.session.get(), Session::Joined | Session::Lost)>
                 <DevicePicker label=|t| t.camera_device testid="camera-device" devices=view.cameras chosen=view.camera_device
                     choose=move |id| call.with_value(|c| c.choose_camera(id)) />
-            </Show>
+                </Show>
+            </div>
             {move || view.device_error.get().map(|error| view! { <Problem error /> })}
             {move || view.camera.get().map(|stream| view! { <LocalVideo stream /> })}
             {move || view.mic.get().map(|settings| view! { <MicDetails settings /> })}
@@ -344,8 +348,8 @@ fn CopyLink(url: String, #[prop(optional)] children: Option<Children>) -> impl I
     }
 }
 
-/// Before joining: the microphone's level, which microphone, and a test sound for the
-/// speakers. Opening the microphone here is what makes the device names appear.
+/// Before joining: a microphone test (the meter moves, and the device names appear for the
+/// picker), and a test sound for the speakers.
 #[component]
 fn DeviceCheck(call: StoredValue<Call, LocalStorage>) -> impl IntoView {
     let view = call.with_value(Call::view);
@@ -364,8 +368,6 @@ fn DeviceCheck(call: StoredValue<Call, LocalStorage>) -> impl IntoView {
                     {move || text().test_microphone}
                 </button>
             </Show>
-            <DevicePicker label=|t| t.microphone_device testid="microphone-device" devices=view.microphones
-                chosen=view.microphone_device choose=move |id| call.with_value(|c| c.choose_microphone(id)) />
             <button
                 class="secondary"
                 data-testid="test-sound"

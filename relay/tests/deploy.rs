@@ -84,7 +84,9 @@ async fn the_binary_with_the_images_settings_serves_the_app_and_stops_on_sigterm
     let health = loop {
         match http_get(addr, "/healthz").await {
             Ok(response) => break response,
-            Err(_) if started.elapsed() < Duration::from_secs(10) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) if started.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(50)).await
+            }
             Err(error) => return Err(error),
         }
     };
