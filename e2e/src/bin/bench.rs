@@ -205,10 +205,14 @@ async fn active(server: Server, port: u16, options: &Options) -> Result<(f64, f6
     let span = Duration::from_secs(options.seconds);
     let period = Duration::from_secs_f64(1.0 / f64::from(options.rate.max(1)));
     let (mut writers, mut readers) = (Vec::new(), Vec::new());
+    let active = options.active.max(1);
     for (n, Socket { socket, id }) in sockets.into_iter().enumerate() {
         let (mut sink, mut source) = socket.split();
         writers.push(tokio::spawn(async move {
-            let mut ticks = tokio::time::interval(period);
+            // Phones do not send in step: each socket's ticks start at its own phase of the
+            // period, so the offered load is even rather than 2,000 messages at once.
+            let phase = period.mul_f64(n as f64 / active as f64);
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::from_std(epoch) + phase, period);
             let mut seq = 0u64;
             while epoch.elapsed() < span {
                 ticks.tick().await;
