@@ -385,25 +385,24 @@ impl Browser {
         format!("[data-testid=\"{id}\"]")
     }
 
+    /// The element `data-testid=id`, waiting for it to appear.
+    async fn element(&self, id: &str) -> Result<fantoccini::elements::Element> {
+        Ok(self.client.wait().at_most(PATIENCE).for_element(Locator::Css(&Self::testid(id))).await?)
+    }
+
     /// Clicks the element `data-testid=id`, waiting for it to appear.
     pub async fn click(&self, id: &str) -> Result<()> {
-        let selector = Self::testid(id);
-        let element = self.client.wait().at_most(PATIENCE).for_element(Locator::Css(&selector)).await?;
-        Ok(element.click().await?)
+        Ok(self.element(id).await?.click().await?)
     }
 
     /// An attribute of the element `data-testid=id`, waiting for it to appear.
     pub async fn attr(&self, id: &str, name: &str) -> Result<Option<String>> {
-        let selector = Self::testid(id);
-        let element = self.client.wait().at_most(PATIENCE).for_element(Locator::Css(&selector)).await?;
-        Ok(element.attr(name).await?)
+        Ok(self.element(id).await?.attr(name).await?)
     }
 
     /// The `value` of the input `data-testid=id`.
     pub async fn value(&self, id: &str) -> Result<String> {
-        let selector = Self::testid(id);
-        let element = self.client.wait().at_most(PATIENCE).for_element(Locator::Css(&selector)).await?;
-        Ok(element.prop("value").await?.unwrap_or_default())
+        Ok(self.element(id).await?.prop("value").await?.unwrap_or_default())
     }
 
     /// The call state shown (`data-state` of `call-state`).
@@ -522,9 +521,12 @@ impl Browser {
 
     /// The text of the element `data-testid=id`, waiting for it to appear.
     pub async fn text(&self, id: &str) -> Result<String> {
-        let selector = Self::testid(id);
-        let element = self.client.wait().at_most(PATIENCE).for_element(Locator::Css(&selector)).await?;
-        Ok(element.text().await?)
+        Ok(self.element(id).await?.text().await?)
+    }
+
+    /// Waits until the page's own microphone meter (`mic-level`) satisfies `test`.
+    pub async fn wait_mic_level(&self, what: &str, test: impl Fn(f64) -> bool) -> Result<()> {
+        until(what, || async { Ok(test(self.number("mic-level", "data-level").await?)) }).await
     }
 
     /// Sends a Chrome DevTools Protocol command through ChromeDriver.

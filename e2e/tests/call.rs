@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{Browser, ChromeDriver, PeerInfo, Relay, Result, median, until};
+use e2e::{Browser, ChromeDriver, PeerInfo, Relay, Result, median};
 
 /// The fake microphone beeps: a receiver hears an RMS level of about 0.5 during a beep and
 /// well above this over any one-second window.
@@ -26,11 +26,6 @@ async fn audio_flows_both_ways(ana: &Browser, bo: &Browser) -> Result<()> {
     ana.wait_peer("audio bytes flowing to and from Ana", grew(a0)).await?;
     bo.wait_peer("audio bytes flowing to and from Bo", grew(b0)).await?;
     Ok(())
-}
-
-/// Waits until the page's own microphone meter satisfies `test`.
-async fn wait_for_mic_level(browser: &Browser, what: &str, test: impl Fn(f64) -> bool) -> Result<()> {
-    until(what, || async { Ok(test(browser.number("mic-level", "data-level").await?)) }).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,7 +49,7 @@ async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
     // Bo taps the link, checks that his microphone hears him, and joins with one tap.
     bo.open(&link).await?;
     bo.click("mic-test").await?;
-    wait_for_mic_level(&bo, "Bo's meter moving before he joins", |level| level > HEARD).await?;
+    bo.wait_mic_level("Bo's meter moving before he joins", |level| level > HEARD).await?;
     bo.click("join").await?;
     bo.wait_state("connected").await?;
     ana.wait_state("connected").await?;
@@ -64,12 +59,12 @@ async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
     println!("Ana hears Bo at RMS level {:.3}", heard.level);
 
     // Bo's own meter shows his microphone hearing the beeps in the call too.
-    wait_for_mic_level(&bo, "Bo's meter moving in the call", |level| level > HEARD).await?;
+    bo.wait_mic_level("Bo's meter moving in the call", |level| level > HEARD).await?;
 
     // Bo mutes: Ana hears silence, though packets keep flowing. Bo unmutes: Ana hears him.
     bo.click("mute").await?;
     assert_eq!(bo.attr("mute", "aria-pressed").await?.as_deref(), Some("true"));
-    wait_for_mic_level(&bo, "Bo's meter silent while muted", |level| level < SILENT).await?;
+    bo.wait_mic_level("Bo's meter silent while muted", |level| level < SILENT).await?;
     let silent = ana.wait_peer("silence from muted Bo", |p| p.level < SILENT).await?;
     ana.wait_peer("packets still arriving while Bo is muted", |p| p.bytes_received > silent.bytes_received).await?;
     bo.click("mute").await?;

@@ -260,11 +260,10 @@ async fn before_joining_a_person_picks_a_microphone_and_hears_a_test_sound() -> 
     let driver = ChromeDriver::start().await?;
     let ana = driver.browser(&[]).await?;
     create_room(&relay, &ana).await?;
-    let level = || async { ana.number("mic-level", "data-level").await };
 
     // The meter moves; then the list of microphones appears, named.
     ana.click("mic-test").await?;
-    e2e::until("the meter to move", || async { Ok(level().await? > 0.05) }).await?;
+    ana.wait_mic_level("the meter to move", |level| level > 0.05).await?;
     let options = "return [...document.querySelectorAll('[data-testid=\"microphone-device\"] option')]\
         .map(o => [o.value, o.textContent])";
     e2e::until("two or more named microphones", || async {
@@ -272,13 +271,13 @@ async fn before_joining_a_person_picks_a_microphone_and_hears_a_test_sound() -> 
     })
     .await?;
     let list = ana.script(options).await?;
-    let current = ana.script("return document.querySelector('[data-testid=\"microphone-device\"]').value").await?;
+    let current = ana.value("microphone-device").await?;
     let other = list
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|option| option[0].as_str())
-        .find(|id| Some(*id) != current.as_str())
+        .find(|id| *id != current)
         .ok_or_else(|| e2e::Error::Unexpected(format!("no other microphone in {list}")))?
         .to_owned();
 
@@ -288,9 +287,8 @@ async fn before_joining_a_person_picks_a_microphone_and_hears_a_test_sound() -> 
          s.dispatchEvent(new Event('change', {{ bubbles: true }}));"
     );
     ana.script(&pick).await?;
-    let in_use = "return document.querySelector('[data-testid=\"microphone-device\"]').value";
-    e2e::until("the picked microphone in use", || async { Ok(ana.script(in_use).await? == json!(other)) }).await?;
-    e2e::until("the meter to move on the new microphone", || async { Ok(level().await? > 0.05) }).await?;
+    e2e::until("the picked microphone in use", || async { Ok(ana.value("microphone-device").await? == other) }).await?;
+    ana.wait_mic_level("the meter to move on the new microphone", |level| level > 0.05).await?;
     assert!(!ana.shows("error").await?, "switching microphones showed an error");
 
     // The test sound plays and ends.
@@ -304,6 +302,6 @@ async fn before_joining_a_person_picks_a_microphone_and_hears_a_test_sound() -> 
     // Joining uses the microphone picked.
     ana.click("join").await?;
     ana.wait_state("waiting").await?;
-    assert_eq!(ana.script(in_use).await?, json!(other));
+    assert_eq!(ana.value("microphone-device").await?, other);
     ana.close().await
 }

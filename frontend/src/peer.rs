@@ -216,21 +216,13 @@ impl Peer {
             let ceiling = if crate::media::is_phone() { VideoTier::Medium } else { VideoTier::High };
             Video { ladder: VideoLadder::new(js_sys::Date::now(), ceiling), camera_height: height, applied: None }
         });
-        let replace = |transceiver: &RtcRtpTransceiver, track: Option<&MediaStreamTrack>| {
-            let replaced = transceiver.sender().replace_track(track);
-            spawn_local(async move {
-                if let Err(error) = JsFuture::from(replaced).await {
-                    leptos::logging::warn!("could not switch the video track: {error:?}");
-                }
-            });
-        };
         match (transceiver, track, camera) {
             (Some(transceiver), Some(track), _) => {
-                replace(&transceiver, Some(&track));
+                replace_track(&transceiver.sender(), Some(&track));
                 transceiver.set_direction(RtcRtpTransceiverDirection::Sendrecv);
             }
             (Some(transceiver), None, _) => {
-                replace(&transceiver, None);
+                replace_track(&transceiver.sender(), None);
                 transceiver.set_direction(RtcRtpTransceiverDirection::Recvonly);
             }
             (None, Some(track), Some(stream)) => {
@@ -243,12 +235,7 @@ impl Peer {
     /// Sends `track` instead of our current microphone track (another device was picked).
     pub fn replace_audio(&self, track: &MediaStreamTrack) {
         for sender in self.inner.senders("audio") {
-            let replaced = sender.unchecked_into::<web_sys::RtcRtpSender>().replace_track(Some(track));
-            spawn_local(async move {
-                if let Err(error) = JsFuture::from(replaced).await {
-                    leptos::logging::warn!("could not switch the microphone track: {error:?}");
-                }
-            });
+            replace_track(&sender.unchecked_into(), Some(track));
         }
     }
 
@@ -486,6 +473,16 @@ struct Video {
 }
 
 /// Sets `object[key] = value`.
+/// Puts `track` (or nothing) on `sender` in place of its current one: no renegotiation.
+fn replace_track(sender: &web_sys::RtcRtpSender, track: Option<&MediaStreamTrack>) {
+    let replaced = sender.replace_track(track);
+    spawn_local(async move {
+        if let Err(error) = JsFuture::from(replaced).await {
+            leptos::logging::warn!("could not switch a track: {error:?}");
+        }
+    });
+}
+
 fn set(object: &JsValue, key: &str, value: impl Into<JsValue>) {
     let _ = js_sys::Reflect::set(object, &key.into(), &value.into());
 }

@@ -89,9 +89,11 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
     let index = config.static_dir.join("index.html");
-    if !index.is_file() {
+    // Read once: the Content-Security-Policy allows its inline script by hash.
+    let page = std::fs::read_to_string(&index).unwrap_or_else(|_| {
         tracing::warn!(path = %index.display(), "no built frontend: build it with `trunk build --release`");
-    }
+        String::new()
+    });
     let turn = match (&config.turn_secret, config.turn_urls.is_empty()) {
         (Some(secret), false) => {
             Some(turn::Turn { urls: config.turn_urls.clone(), secret: secret.clone(), ttl: config.turn_ttl })
@@ -112,7 +114,6 @@ pub async fn run(
         config,
         shutdown: stopped.clone(),
     });
-    let page = std::fs::read_to_string(&index).unwrap_or_default();
     let assets = Router::new().fallback_service(assets::service(&state.config.static_dir)).layer(
         axum::middleware::from_fn_with_state(
             Arc::new(assets::Headers::for_page(&page, https.strict(), state.config.trust_proxy)),

@@ -48,6 +48,8 @@ impl Listener for Plain {
     }
 }
 
+// One impl per listener: a generic `impl<L: Listener<Addr = Remote>>` would overlap
+// axum's own impl for `TapIo` listeners.
 impl Connected<IncomingStream<'_, Plain>> for Remote {
     fn connect_info(stream: IncomingStream<'_, Plain>) -> Self {
         *stream.remote_addr()
