@@ -11,8 +11,8 @@ if [ ! -f "$TOOLS/node_modules/peer/dist/bin/peerjs.js" ]; then
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" "peer@$PEER_VERSION" >/dev/null
 fi
 say "building the release relay and the load generator"
-cargo build --release -q -p relay -p e2e --bin relay --bin bench
+RUSTFLAGS="$SHIPPED_RUSTFLAGS" cargo build --release --target "$HOST" -q -p relay -p e2e --bin relay --bin bench
 ulimit -n "$(ulimit -Hn)"
 say "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)"
 # The generator on CPU 0, each server on CPU 1 (the bench pins it): one core each.
-PEERJS="$TOOLS/node_modules/peer/dist/bin/peerjs.js" taskset -c 0 ./target/release/bench "$@"
+PEERJS="$TOOLS/node_modules/peer/dist/bin/peerjs.js" taskset -c 0 "$SHIPPED/bench" "$@"

@@ -9,8 +9,13 @@
 //!   (`/proc/<pid>/status`) per idle socket, and how fast sockets were set up;
 //! - active: opens `--active` sockets in pairs; every socket sends its partner `--rate`
 //!   signaling messages a second for `--seconds` (ICE-candidate-sized, ~200 B, with every
-//!   tenth an offer-sized ~3 KB); relayed messages a second and one-hop latency (send to
-//!   receive, both ends in this process, one clock).
+//!   tenth an offer-sized ~3 KB); relayed messages a second, one-hop latency (send to
+//!   receive, both ends in this process, one clock), and the server's CPU time, which
+//!   gives messages relayed per CPU-second;
+//! - most: `--active` sockets again, each keeping a few messages in flight to its partner
+//!   and answering each one at once, so the server sets the pace: the most messages a
+//!   second it relays, and how busy its core was (near 100 % means it, not this
+//!   generator, was the limit).
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +41,8 @@ const CONCURRENT_CONNECTS: usize = 200;
 /// Bytes of padding in a candidate-sized and an offer-sized message.
 const CANDIDATE_PAD: usize = 150;
 const OFFER_PAD: usize = 3_000;
+/// Messages each socket keeps in flight when finding the most a server carries.
+const WINDOW: u64 = 4;
 
 struct Options {
     idle: Vec<usize>,
@@ -74,11 +81,32 @@ async fn main() -> Result<(), BoxError> {
         drop(sockets);
         drop(process);
         let process = ServerProcess::start(server).await?;
-        let (relayed, p50, p99) = active(server, process.port, &options).await?;
-        println!("   {} active sockets: {relayed:.0} messages/s, p50 {p50:.2} ms, p99 {p99:.2} ms", options.active);
-        figures.push((format!("relayed messages/s at {} active", options.active), relayed));
+        let steady = active(server, &process, &options).await?;
+        let (p50, p99) = (steady.percentile(0.5), steady.percentile(0.99));
+        println!(
+            "   {} active sockets at {}/s each: {:.0} messages/s, p50 {p50:.2} ms, p99 {p99:.2} ms, {:.0} % of a core",
+            options.active,
+            options.rate,
+            steady.per_second,
+            steady.cpu * 100.0
+        );
+        drop(process);
+        let process = ServerProcess::start(server).await?;
+        let most = saturate(server, &process, &options).await?;
+        println!(
+            "   {} active sockets, as fast as it answers: {:.0} messages/s, p50 {:.2} ms, {:.0} % of a core",
+            options.active,
+            most.per_second,
+            most.percentile(0.5),
+            most.cpu * 100.0
+        );
+        let active = options.active;
+        figures.push((format!("relayed messages/s at {active} active, {}/s each", options.rate), steady.per_second));
         figures.push(("one-hop latency p50 (ms)".to_owned(), p50));
         figures.push(("one-hop latency p99 (ms)".to_owned(), p99));
+        figures.push(("messages relayed per CPU-second".to_owned(), steady.per_second / steady.cpu));
+        figures.push((format!("most relayed messages/s at {active} active"), most.per_second));
+        figures.push(("server CPU at the most (% of a core)".to_owned(), most.cpu * 100.0));
     }
     let [ours, theirs] = figures;
     for ((name, a), (_, b)) in ours.into_iter().zip(theirs) {
@@ -198,14 +226,59 @@ async fn open(server: Server, port: u16, range: std::ops::Range<usize>) -> Resul
         .collect()
 }
 
-/// Runs the active load; returns relayed messages a second, and latency p50 and p99 (ms).
-async fn active(server: Server, port: u16, options: &Options) -> Result<(f64, f64, f64), BoxError> {
-    let sockets = open(server, port, 0..options.active).await?;
+/// What one load run measured.
+struct Run {
+    /// Messages received a second over the measured span.
+    per_second: f64,
+    /// The server's CPU time over the span, as a fraction of one core.
+    cpu: f64,
+    /// One-hop latencies (µs), sorted.
+    latencies: Vec<u64>,
+}
+
+impl Run {
+    /// Measures the server over `span` from `epoch`, while the socket tasks `tasks` run and
+    /// return the latencies they saw.
+    async fn measure(
+        process: &ServerProcess,
+        epoch: tokio::time::Instant,
+        span: Duration,
+        tasks: Vec<tokio::task::JoinHandle<Result<Vec<u64>, BoxError>>>,
+    ) -> Result<Self, BoxError> {
+        tokio::time::sleep_until(epoch).await;
+        let before = process.cpu_seconds()?;
+        tokio::time::sleep_until(epoch + span).await;
+        let cpu = (process.cpu_seconds()? - before) / span.as_secs_f64();
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await??);
+        }
+        latencies.sort_unstable();
+        Ok(Self { per_second: latencies.len() as f64 / span.as_secs_f64(), cpu, latencies })
+    }
+
+    /// The latency at `p` (0 to 1), in ms.
+    fn percentile(&self, p: f64) -> f64 {
+        let at = ((self.latencies.len() as f64 * p) as usize).min(self.latencies.len().saturating_sub(1));
+        self.latencies.get(at).copied().unwrap_or(0) as f64 / 1000.0
+    }
+}
+
+/// The send stamp (µs since `epoch`) a message carries between `@`s, and how long ago that
+/// was, if it was sent after `since`.
+fn latency(text: &str, epoch: Instant, since: Duration) -> Option<u64> {
+    let stamp = text.split('@').nth(1)?.parse::<u128>().ok()?;
+    (stamp >= since.as_micros()).then(|| epoch.elapsed().as_micros().saturating_sub(stamp) as u64)
+}
+
+/// The steady load: every socket sends `--rate` messages a second, each at its own phase.
+async fn active(server: Server, process: &ServerProcess, options: &Options) -> Result<Run, BoxError> {
+    let sockets = open(server, process.port, 0..options.active).await?;
     let epoch = Instant::now();
     let span = Duration::from_secs(options.seconds);
     let period = Duration::from_secs_f64(1.0 / f64::from(options.rate.max(1)));
-    let (mut writers, mut readers) = (Vec::new(), Vec::new());
     let active = options.active.max(1);
+    let (mut writers, mut readers) = (Vec::new(), Vec::new());
     for (n, Socket { socket, id }) in sockets.into_iter().enumerate() {
         let (mut sink, mut source) = socket.split();
         writers.push(tokio::spawn(async move {
@@ -225,26 +298,46 @@ async fn active(server: Server, port: u16, options: &Options) -> Result<(f64, f6
             let mut latencies = Vec::new();
             let deadline = tokio::time::Instant::now() + span + Duration::from_secs(1);
             while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(deadline, source.next()).await {
-                if let Some(stamp) = text.split('@').nth(1).and_then(|s| s.parse::<u128>().ok()) {
-                    latencies.push((epoch.elapsed().as_micros().saturating_sub(stamp)) as u64);
-                }
+                latencies.extend(latency(&text, epoch, Duration::ZERO));
             }
-            latencies
+            Ok(latencies)
         }));
     }
+    let run = Run::measure(process, tokio::time::Instant::from_std(epoch), span, readers).await?;
     for writer in writers {
         writer.await??;
     }
-    let mut all = Vec::new();
-    for reader in readers {
-        all.extend(reader.await?);
+    Ok(run)
+}
+
+/// The most a server carries: every socket keeps [`WINDOW`] messages in flight to its
+/// partner and answers each one it receives at once, so the server sets the pace. Counted
+/// over `--seconds` after a second of warm-up.
+async fn saturate(server: Server, process: &ServerProcess, options: &Options) -> Result<Run, BoxError> {
+    let sockets = open(server, process.port, 0..options.active).await?;
+    let epoch = Instant::now();
+    let warm = Duration::from_secs(1);
+    let span = Duration::from_secs(options.seconds);
+    let end = tokio::time::Instant::from_std(epoch) + warm + span;
+    let mut tasks = Vec::new();
+    for (n, Socket { mut socket, id }) in sockets.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let stamp = || epoch.elapsed().as_micros();
+            for seq in 0..WINDOW {
+                socket.feed(Message::text(server.message(n, id, seq, stamp()))).await?;
+            }
+            socket.flush().await?;
+            let mut latencies = Vec::new();
+            let mut seq = WINDOW;
+            while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(end, socket.next()).await {
+                latencies.extend(latency(&text, epoch, warm));
+                socket.send(Message::text(server.message(n, id, seq, stamp()))).await?;
+                seq += 1;
+            }
+            Ok::<_, BoxError>(latencies)
+        }));
     }
-    all.sort_unstable();
-    let percentile = |p: f64| {
-        let at = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
-        all.get(at).copied().unwrap_or(0) as f64 / 1000.0
-    };
-    Ok((all.len() as f64 / span.as_secs_f64(), percentile(0.5), percentile(0.99)))
+    Run::measure(process, tokio::time::Instant::from_std(epoch) + warm, span, tasks).await
 }
 
 /// A server as its own process on a free loopback port. Killed on drop.
@@ -258,7 +351,8 @@ impl ServerProcess {
         let port = e2e::free_port().await?;
         let (program, args): (std::ffi::OsString, Vec<String>) = match server {
             Server::Relay => {
-                let binary = e2e::workspace_root().join("target/release/relay");
+                // scripts/bench.sh builds the relay as it ships, beside this binary.
+                let binary = std::env::current_exe()?.with_file_name("relay");
                 if !binary.is_file() {
                     return Err(format!("no {}: run `bash scripts/bench.sh`", binary.display()).into());
                 }
@@ -308,6 +402,19 @@ impl ServerProcess {
         e2e::wait_for_port(port, server.name()).await?;
         tokio::time::sleep(Duration::from_millis(500)).await;
         Ok(Self { port, process })
+    }
+
+    /// CPU time used so far by all the server's threads, from `/proc/<pid>/task/*/schedstat`
+    /// (nanoseconds on the CPU, first field).
+    fn cpu_seconds(&self) -> Result<f64, BoxError> {
+        let pid = self.process.id().ok_or("the server exited")?;
+        let mut nanos = 0u64;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            // A thread that ended since the listing has no file any more; it is not counted.
+            let Ok(schedstat) = std::fs::read_to_string(task?.path().join("schedstat")) else { continue };
+            nanos += schedstat.split_whitespace().next().ok_or("empty schedstat")?.parse::<u64>()?;
+        }
+        Ok(nanos as f64 / 1e9)
     }
 
     /// Resident set size, from `/proc/<pid>/status`.
