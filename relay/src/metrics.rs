@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use metrics::{counter, describe_counter, describe_gauge, gauge};
+use metrics::{Counter, counter, describe_counter, describe_gauge, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use shared::protocol::ErrorCode;
 
@@ -51,14 +51,30 @@ pub fn socket(delta: f64) {
     gauge!("relay_sockets").increment(delta);
 }
 
+/// The counters touched for every message, looked up once: `counter!` finds a counter by
+/// hashing its name in the registry, which showed in the relay's profile under load.
+struct PerMessage {
+    received: Counter,
+    sent: Counter,
+}
+
+fn per_message() -> &'static PerMessage {
+    static COUNTERS: OnceLock<PerMessage> = OnceLock::new();
+    COUNTERS.get_or_init(|| {
+        // Installs the recorder first: a counter taken before it would count nowhere.
+        handle();
+        PerMessage { received: counter!("relay_messages_in_total"), sent: counter!("relay_messages_out_total") }
+    })
+}
+
 /// A message came in.
 pub fn message_in() {
-    counter!("relay_messages_in_total").increment(1);
+    per_message().received.increment(1);
 }
 
 /// A message went out.
 pub fn message_out() {
-    counter!("relay_messages_out_total").increment(1);
+    per_message().sent.increment(1);
 }
 
 /// An error answer went out.

@@ -59,6 +59,10 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, ip: IpAddr, admitte
         strikes: 0,
     };
     let mut shutdown = state.shutdown.clone();
+    // Made once: a fresh wait each turn of the loop would join and leave the channel's
+    // waiter list every message.
+    let stopping = shutdown.wait_for(|stop| *stop);
+    tokio::pin!(stopping);
     let mut ticker = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     let mut last_seen = Instant::now();
     let end = loop {
@@ -82,7 +86,7 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, ip: IpAddr, admitte
                     Step::Ping
                 }
             }
-            _ = shutdown.wait_for(|stop| *stop) => {
+            _ = &mut stopping => {
                 Step::End(Some((close_code::RESTART, "the relay is restarting; reconnect")), End::Lost)
             }
         };

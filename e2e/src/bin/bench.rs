@@ -183,11 +183,10 @@ impl Server {
         }
     }
 
-    /// A message from socket `n` (relay id `id`) to its partner, carrying `stamp` (µs)
-    /// between `@`s.
-    fn message(self, n: usize, id: Option<PeerId>, seq: u64, stamp: u128) -> String {
-        let pad = if seq % 10 == 9 { OFFER_PAD } else { CANDIDATE_PAD };
-        let body = format!("@{stamp}@{}", "x".repeat(pad));
+    /// A message from socket `n` (relay id `id`) to its partner, `pad` bytes long, with
+    /// [`STAMP`] where the send time goes.
+    fn message(self, n: usize, id: Option<PeerId>, pad: usize) -> String {
+        let body = format!("@{STAMP}@{}", "x".repeat(pad));
         match self {
             // A fresh room of two holds peers 1 and 2.
             Self::Relay => {
@@ -204,6 +203,34 @@ impl Server {
                 format!(r#"{{"type":"{kind}","dst":"p{}","payload":{{"sdp":"{body}"}}}}"#, n ^ 1)
             }
         }
+    }
+}
+
+/// Where a message's send time goes, between `@`s.
+const STAMP: &str = "STAMP";
+
+/// What one socket sends its partner, encoded once, so that the generator's own work per
+/// message is a copy and a number: a candidate-sized and an offer-sized message, each cut
+/// where the stamp goes.
+struct Script {
+    candidate: (String, String),
+    offer: (String, String),
+}
+
+impl Script {
+    fn new(server: Server, n: usize, id: Option<PeerId>) -> Self {
+        let cut = |pad| {
+            let message = server.message(n, id, pad);
+            let (before, after) = message.split_once(STAMP).unwrap_or((&message, ""));
+            (before.to_owned(), after.to_owned())
+        };
+        Self { candidate: cut(CANDIDATE_PAD), offer: cut(OFFER_PAD) }
+    }
+
+    /// Message `seq` (every tenth one offer-sized), sent at `stamp` µs.
+    fn message(&self, seq: u64, stamp: u128) -> Message {
+        let (before, after) = if seq % 10 == 9 { &self.offer } else { &self.candidate };
+        Message::text(format!("{before}{stamp}{after}"))
     }
 }
 
@@ -280,6 +307,7 @@ async fn active(server: Server, process: &ServerProcess, options: &Options) -> R
     let active = options.active.max(1);
     let (mut writers, mut readers) = (Vec::new(), Vec::new());
     for (n, Socket { socket, id }) in sockets.into_iter().enumerate() {
+        let script = Script::new(server, n, id);
         let (mut sink, mut source) = socket.split();
         writers.push(tokio::spawn(async move {
             // Phones do not send in step: each socket's ticks start at its own phase of the
@@ -289,7 +317,7 @@ async fn active(server: Server, process: &ServerProcess, options: &Options) -> R
             let mut seq = 0u64;
             while epoch.elapsed() < span {
                 ticks.tick().await;
-                sink.send(Message::text(server.message(n, id, seq, epoch.elapsed().as_micros()))).await?;
+                sink.send(script.message(seq, epoch.elapsed().as_micros())).await?;
                 seq += 1;
             }
             Ok::<_, BoxError>(())
@@ -321,17 +349,18 @@ async fn saturate(server: Server, process: &ServerProcess, options: &Options) ->
     let end = tokio::time::Instant::from_std(epoch) + warm + span;
     let mut tasks = Vec::new();
     for (n, Socket { mut socket, id }) in sockets.into_iter().enumerate() {
+        let script = Script::new(server, n, id);
         tasks.push(tokio::spawn(async move {
             let stamp = || epoch.elapsed().as_micros();
             for seq in 0..WINDOW {
-                socket.feed(Message::text(server.message(n, id, seq, stamp()))).await?;
+                socket.feed(script.message(seq, stamp())).await?;
             }
             socket.flush().await?;
             let mut latencies = Vec::new();
             let mut seq = WINDOW;
             while let Ok(Some(Ok(Message::Text(text)))) = tokio::time::timeout_at(end, socket.next()).await {
                 latencies.extend(latency(&text, epoch, warm));
-                socket.send(Message::text(server.message(n, id, seq, stamp()))).await?;
+                socket.send(script.message(seq, stamp())).await?;
                 seq += 1;
             }
             Ok::<_, BoxError>(latencies)
