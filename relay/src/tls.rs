@@ -40,6 +40,12 @@ impl Listener for Plain {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (io, addr) = Listener::accept(&mut self.0).await;
+        // Signals are small and must not wait for the previous one's ACK (Nagle), which
+        // over a phone's 100 ms round trip would hold back every trickled ICE candidate;
+        // the socket task already writes what is queued with one flush.
+        if let Err(error) = io.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY refused");
+        }
         (io, Remote(addr))
     }
 
