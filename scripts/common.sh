@@ -8,12 +8,13 @@ export PATH="$HOME/.cargo/bin:$PATH"
 TOOLS="${LINKCALL_TOOLS:-$HOME/.local/share/linkcall-tools}"
 BINARYEN_VERSION=132
 
-# The relay as it ships: glibc linked in (crt-static), so the process maps no libc.so,
-# libm.so or ld.so (1.5 MB less resident) and the binary runs on any Linux of its
-# architecture. Naming the target keeps the flag off build scripts and proc-macros.
+# The relay as it ships, for `cargo build|run "${SHIPPED_BUILD[@]}"`: release, glibc linked
+# in (crt-static), so the process maps no libc.so, libm.so or ld.so (1.5 MB less resident)
+# and the binary runs on any Linux of its architecture. The flag and the named target go
+# together: with the target named, the flag stays off build scripts and proc-macros.
 HOST="$(rustc -vV | sed -n 's/^host: //p')"
 SHIPPED="target/$HOST/release"
-SHIPPED_RUSTFLAGS="-C target-feature=+crt-static"
+SHIPPED_BUILD=(--release --target "$HOST" --config "target.$HOST.rustflags = ['-C', 'target-feature=+crt-static']")
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

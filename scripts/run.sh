@@ -5,4 +5,4 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 build_frontend
 say "starting the relay: open http://localhost:${RELAY_PORT:-8080}"
-RUSTFLAGS="$SHIPPED_RUSTFLAGS" exec cargo run --release --target "$HOST" -p relay -- --static-dir dist "$@"
+exec cargo run "${SHIPPED_BUILD[@]}" -p relay -- --static-dir dist "$@"
