@@ -59,7 +59,6 @@ async fn main() -> Result<(), BoxError> {
     if (limit as usize) < most + 100 {
         return Err(format!("the open-file limit is {limit}; {most} sockets need more (ulimit -n)").into());
     }
-    let mut rows: Vec<(String, f64, f64)> = Vec::new();
     let mut figures = [Vec::new(), Vec::new()];
     for (server, figures) in [Server::Relay, Server::PeerJs].into_iter().zip(&mut figures) {
         println!("== {}", server.name());
@@ -109,13 +108,10 @@ async fn main() -> Result<(), BoxError> {
         figures.push(("server CPU at the most (% of a core)".to_owned(), most.cpu * 100.0));
     }
     let [ours, theirs] = figures;
-    for ((name, a), (_, b)) in ours.into_iter().zip(theirs) {
-        rows.push((name, a, b));
-    }
     println!();
     println!("| figure | relay | peerjs-server | relay / peerjs |");
     println!("| --- | ---: | ---: | ---: |");
-    for (name, a, b) in rows {
+    for ((name, a), (_, b)) in ours.into_iter().zip(theirs) {
         let ratio = if b > 0.0 { format!("{:.2}", a / b) } else { "-".into() };
         println!("| {name} | {a:.2} | {b:.2} | {ratio} |");
     }
