@@ -23,12 +23,13 @@ struct Watched {
     mean_mos: f64,
 }
 
-/// Watches Ana's sender toward Bo for `span`, printing a line a second.
-async fn watch(ana: &Browser, label: &str, span: Duration) -> Result<Watched> {
+/// Watches Ana's sender toward Bo, printing a line a second, for `span` or until `settled`
+/// says of her maxBitrate (kbit/s) that it is where it should be.
+async fn watch(ana: &Browser, label: &str, span: Duration, settled: impl Fn(f64) -> bool) -> Result<Watched> {
     let start = Instant::now();
     let mut last = (0.0, 0.0);
     let (mut losses, mut scores) = (Vec::new(), Vec::new());
-    while start.elapsed() < span {
+    while start.elapsed() < span && !settled(last.0) {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let stats = ana.stats().await?;
         let get = |k: &str| stats.get(k).cloned().unwrap_or_default();
@@ -67,7 +68,8 @@ async fn a_clean_path_keeps_the_voice_bitrate_up_and_shows_good_quality() -> Res
     let relay = Relay::start(&[]).await?;
     let driver = ChromeDriver::start().await?;
     let (ana, bo) = connected_pair(&driver, &relay).await?;
-    let Watched { max, sending, mean_loss, mean_mos } = watch(&ana, "clean", Duration::from_secs(15)).await?;
+    let Watched { max, sending, mean_loss, mean_mos } =
+        watch(&ana, "clean", Duration::from_secs(15), |_| false).await?;
     println!(
         "BENCH clean path: maxBitrate {max} kbit/s, sending {sending} kbit/s, mean loss {mean_loss:.1} %, mean MOS {mean_mos:.2}"
     );
@@ -89,11 +91,15 @@ async fn ten_percent_loss_steps_the_voice_bitrate_down_and_explains_why() -> Res
     let (ana, bo) = connected_pair(&driver, &relay).await?;
     // The path degrades once the call is up, as when someone walks away from the router.
     let lossy_network = PacketLoss::start(10)?;
-    let Watched { max, sending, mean_loss, mean_mos } = watch(&ana, "lossy", Duration::from_secs(20)).await?;
+    // Stepping 32 -> 24 -> 18 -> 13.5 takes ~6 s once the loss is reported, and the first
+    // reports can lag: on a loaded machine they came 15 s late. Watch until it gets there.
+    let (band, patience) = (12.0..=16.0, Duration::from_secs(45));
+    let Watched { max, sending, mean_loss, mean_mos } =
+        watch(&ana, "lossy", patience, |max| band.contains(&max)).await?;
     println!(
         "BENCH 10 % loss: maxBitrate {max} kbit/s, sending {sending} kbit/s, mean loss {mean_loss:.1} %, mean MOS {mean_mos:.2}"
     );
-    assert!((12.0..=16.0).contains(&max), "under 10 % loss maxBitrate should reach 12-16 kbit/s, is {max}");
+    assert!(band.contains(&max), "under 10 % loss maxBitrate should reach {band:?} kbit/s in {patience:?}, is {max}");
     assert!((5.0..=20.0).contains(&mean_loss), "Ana should see Bo's 10 % loss, sees {mean_loss:.1} % on average");
     assert!(mean_mos < 4.0, "10 % loss should cost voice quality, mean MOS {mean_mos:.2}");
     assert!(ana.shows("hint").await?, "a lossy call shows no hint");
