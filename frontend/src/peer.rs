@@ -472,7 +472,6 @@ struct Video {
     applied: Option<VideoTier>,
 }
 
-/// Sets `object[key] = value`.
 /// Puts `track` (or nothing) on `sender` in place of its current one: no renegotiation.
 fn replace_track(sender: &web_sys::RtcRtpSender, track: Option<&MediaStreamTrack>) {
     let replaced = sender.replace_track(track);
@@ -483,6 +482,7 @@ fn replace_track(sender: &web_sys::RtcRtpSender, track: Option<&MediaStreamTrack
     });
 }
 
+/// Sets `object[key] = value`.
 fn set(object: &JsValue, key: &str, value: impl Into<JsValue>) {
     let _ = js_sys::Reflect::set(object, &key.into(), &value.into());
 }

@@ -220,8 +220,8 @@ fn CallRoom(room: RoomId, url: String) -> impl IntoView {
                 <DevicePicker label=|t| t.microphone_device testid="microphone-device" devices=view.microphones
                     chosen=view.microphone_device choose=move |id| call.with_value(|c| c.choose_microphone(id)) />
                 <Show when=move || camera_on() && matches!(view.session.get(), Session::Joined | Session::Lost)>
-                <DevicePicker label=|t| t.camera_device testid="camera-device" devices=view.cameras chosen=view.camera_device
-                    choose=move |id| call.with_value(|c| c.choose_camera(id)) />
+                    <DevicePicker label=|t| t.camera_device testid="camera-device" devices=view.cameras
+                        chosen=view.camera_device choose=move |id| call.with_value(|c| c.choose_camera(id)) />
                 </Show>
             </div>
             {move || view.device_error.get().map(|error| view! { <Problem error /> })}
