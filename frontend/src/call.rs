@@ -25,7 +25,7 @@ use wasm_bindgen::JsCast;
 use web_sys::MediaStream;
 
 use crate::error::CallError;
-use crate::media::{self, Device, MicMeter, MicSettings};
+use crate::media::{self, Device, MeterContext, MicMeter, MicSettings};
 use crate::peer::{Ice, Peer, PeerView};
 use crate::signaling::{Socket, SocketEvent};
 
@@ -256,7 +256,7 @@ impl Call {
 }
 
 impl Inner {
-    async fn join(self: Rc<Self>, meter_context: Option<web_sys::AudioContext>) {
+    async fn join(self: Rc<Self>, meter_context: Option<MeterContext>) {
         // A fresh session; a microphone opened for a test before joining stays.
         self.disconnect();
         let view = self.view;
@@ -273,7 +273,7 @@ impl Inner {
     }
 
     /// Our microphone, opened (with its meter) if it is not yet.
-    async fn microphone(&self, meter_context: Option<web_sys::AudioContext>) -> Result<MediaStream, CallError> {
+    async fn microphone(&self, meter_context: Option<MeterContext>) -> Result<MediaStream, CallError> {
         if let Some(microphone) = self.state.borrow().microphone.clone() {
             return Ok(microphone);
         }
@@ -286,7 +286,7 @@ impl Inner {
     }
 
     /// Shows what the browser made of a newly opened microphone, and meters it.
-    fn microphone_opened(&self, microphone: &MediaStream, meter_context: Option<web_sys::AudioContext>) {
+    fn microphone_opened(&self, microphone: &MediaStream, meter_context: Option<MeterContext>) {
         let view = self.view;
         view.mic.set(MicSettings::of(microphone));
         view.microphone_device.set(media::device_of(microphone, "audio"));
@@ -301,12 +301,7 @@ impl Inner {
 
     /// Moves `fresh`'s audio track into our `current` microphone stream, which every
     /// connection and the meter use, and stops the old track.
-    fn swap_microphone(
-        &self,
-        current: &MediaStream,
-        fresh: &MediaStream,
-        meter_context: Option<web_sys::AudioContext>,
-    ) {
+    fn swap_microphone(&self, current: &MediaStream, fresh: &MediaStream, meter_context: Option<MeterContext>) {
         // The person may have left while the device was opening.
         if self.state.borrow().microphone.is_none() {
             return media::stop(fresh);

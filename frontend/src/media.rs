@@ -212,10 +212,21 @@ impl MicSettings {
     }
 }
 
+/// An audio context made for a [`MicMeter`], closed on drop: whether the meter starts,
+/// fails, or is never needed (the microphone was already open), the context's audio thread
+/// does not outlive it.
+pub struct MeterContext(web_sys::AudioContext);
+
+impl Drop for MeterContext {
+    fn drop(&mut self) {
+        let _ = self.0.close();
+    }
+}
+
 /// A live level meter on our own microphone (Web Audio `AnalyserNode`), so a person can
-/// see that the microphone hears them. Stopped on drop.
+/// see that the microphone hears them. Stopped on drop (its context closes).
 pub struct MicMeter {
-    context: web_sys::AudioContext,
+    _context: MeterContext,
     _timer: gloo_timers::callback::Interval,
 }
 
@@ -228,26 +239,27 @@ impl MicMeter {
 
     /// An audio context for a meter. Make it in the click that asks for the microphone:
     /// made later, outside the user gesture, it may stay suspended and hear nothing.
-    pub fn context() -> Option<web_sys::AudioContext> {
-        web_sys::AudioContext::new().ok()
+    pub fn context() -> Option<MeterContext> {
+        web_sys::AudioContext::new().ok().map(MeterContext)
     }
 
     /// Meters `stream` in `context`, writing its level (peak-held RMS) into `level` twenty
     /// times a second.
     pub fn start(
-        context: web_sys::AudioContext,
+        context: MeterContext,
         stream: &MediaStream,
         level: leptos::prelude::RwSignal<f64>,
     ) -> Result<Self, CallError> {
         use leptos::prelude::Set;
+        let audio = &context.0;
         let unexpected = |e: wasm_bindgen::JsValue| CallError::unexpected(&e);
-        let source = context.create_media_stream_source(stream).map_err(unexpected)?;
-        let analyser = context.create_analyser().map_err(unexpected)?;
+        let source = audio.create_media_stream_source(stream).map_err(unexpected)?;
+        let analyser = audio.create_analyser().map_err(unexpected)?;
         analyser.set_fft_size(Self::WINDOW);
         source.connect_with_audio_node(&analyser).map_err(unexpected)?;
         // A context can start suspended where the browser's autoplay policy is strict.
-        if context.state() != web_sys::AudioContextState::Running {
-            let _ = context.resume();
+        if audio.state() != web_sys::AudioContextState::Running {
+            let _ = audio.resume();
         }
         let mut block = vec![0f32; analyser.fft_size() as usize];
         let timer = gloo_timers::callback::Interval::new(Self::PERIOD_MS, move || {
@@ -255,12 +267,6 @@ impl MicMeter {
             analyser.get_float_time_domain_data(&mut block);
             level.set(shared::stats::meter(level.get_untracked(), shared::stats::rms(&block)));
         });
-        Ok(Self { context, _timer: timer })
-    }
-}
-
-impl Drop for MicMeter {
-    fn drop(&mut self) {
-        let _ = self.context.close();
+        Ok(Self { _context: context, _timer: timer })
     }
 }
