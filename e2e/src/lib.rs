@@ -115,6 +115,11 @@ impl Relay {
         Ok(())
     }
 
+    /// The loopback port it listens on: the page, its WebSocket and nothing else.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
     /// `http://127.0.0.1:<port><path>` (`https://` when the relay serves TLS): loopback is
     /// a secure context either way, so the page may use the microphone.
     pub fn url(&self, path: &str) -> String {
@@ -200,46 +205,113 @@ pub async fn wait_for_port(port: u16, program: &str) -> Result<()> {
     Ok(())
 }
 
-/// Real packet loss: an nftables rule drops a share of the UDP packets (media, ICE) that
-/// arrive in this network namespace, both directions alike. Removed on drop.
+/// A network fault: nftables rules that drop some of the packets arriving in this network
+/// namespace, installed together and removed when the guard is dropped.
 ///
 /// It only runs in a namespace whose sole interface is loopback (as `scripts/test.sh`
-/// makes), where it cannot touch anyone else's traffic.
-pub struct PacketLoss;
+/// makes), where it cannot touch anyone else's traffic. There every packet crosses the
+/// `input` hook exactly once, on its way to the receiving socket, so one rule per direction
+/// of a flow covers both ends of a call. The WebDriver traffic (the test to ChromeDriver,
+/// ChromeDriver to each Chromium) is TCP on other ports and never dropped: the test keeps
+/// control of the browsers through any fault.
+///
+/// Each kind of fault has its own nftables table: faults of different kinds can be in force
+/// at once, a second one of the same kind replaces the first.
+#[must_use = "the fault ends when this guard is dropped"]
+pub struct Fault {
+    table: String,
+}
 
-const LOSS_TABLE: &str = "linkcall_e2e_loss";
+impl Fault {
+    /// Drops every UDP packet: media and ICE stop, signaling (TCP to the relay) goes on.
+    pub fn all_udp() -> Result<Self> {
+        Self::udp_loss(100)
+    }
 
-impl PacketLoss {
-    /// Starts dropping `percent` % of incoming UDP packets.
-    pub fn start(percent: u32) -> Result<Self> {
+    /// Drops `percent` % of UDP packets, chosen at random, both directions alike.
+    pub fn udp_loss(percent: u32) -> Result<Self> {
+        Self::install("udp_loss", &[format!("meta l4proto udp {}", share(percent))])
+    }
+
+    /// Drops `percent` % of the TCP packets to or from `port` (the relay's), chosen at random:
+    /// the page, its socket and the signaling on it go through a lossy link.
+    pub fn tcp_loss(port: u16, percent: u32) -> Result<Self> {
+        Self::install("tcp_loss", &tcp_rules(port, percent))
+    }
+
+    /// Drops everything between the browsers and the relay on `port`, and between the
+    /// browsers: all UDP and all TCP to or from `port`. The phone that walks out of Wi-Fi
+    /// range before the mobile network takes over.
+    pub fn everything_to(port: u16) -> Result<Self> {
+        let mut rules = tcp_rules(port, 100);
+        rules.push(format!("meta l4proto udp {}", share(100)));
+        Self::install("everything", &rules)
+    }
+
+    /// Puts `rules` in force in the table `linkcall_e2e_<kind>`, in one transaction that
+    /// also clears what a killed run of the same kind may have left there.
+    fn install(kind: &str, rules: &[String]) -> Result<Self> {
         let interfaces: Vec<String> = std::fs::read_dir("/sys/class/net")?
             .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
             .collect();
         if interfaces != ["lo"] {
             return Err(Error::Missing(format!(
-                "packet loss is only injected in a loopback-only network namespace, and this one has {interfaces:?}: \
-                 run the end-to-end tests through `bash scripts/test.sh`"
+                "network faults are only injected in a loopback-only network namespace, and this one has \
+                 {interfaces:?}: run the end-to-end tests through `bash scripts/test.sh`"
             )));
         }
-        let rule = format!("meta l4proto udp numgen random mod 100 < {percent} drop");
-        nft(&["add", "table", "inet", LOSS_TABLE])?;
-        nft(&["add", "chain", "inet", LOSS_TABLE, "input", "{ type filter hook input priority 0; }"])?;
-        nft(&["add", "rule", "inet", LOSS_TABLE, "input", &rule])?;
-        Ok(Self)
+        let table = format!("linkcall_e2e_{kind}");
+        let mut script = format!(
+            "add table inet {table}\ndelete table inet {table}\nadd table inet {table}\n\
+             add chain inet {table} input {{ type filter hook input priority 0; }}\n"
+        );
+        for rule in rules {
+            script += &format!("add rule inet {table} input {rule}\n");
+        }
+        nft(&script)?;
+        Ok(Self { table })
     }
 }
 
-impl Drop for PacketLoss {
+impl Drop for Fault {
     fn drop(&mut self) {
-        let _ = nft(&["delete", "table", "inet", LOSS_TABLE]);
+        let _ = nft(&format!("delete table inet {}\n", self.table));
     }
 }
 
-fn nft(args: &[&str]) -> Result<()> {
-    let status = std::process::Command::new("nft").args(args).status().map_err(|e| {
-        Error::Missing(format!("cannot run `nft` ({e}): install Debian's nftables (`apt-get install nftables`)"))
-    })?;
-    if status.success() { Ok(()) } else { Err(Error::Unexpected(format!("nft {args:?} failed: {status}"))) }
+/// The end of a rule that drops `percent` % of what it matched, chosen at random.
+fn share(percent: u32) -> String {
+    if percent >= 100 { "drop".into() } else { format!("numgen random mod 100 < {percent} drop") }
+}
+
+/// Rules dropping `percent` % of TCP to `port` and of TCP from it (the replies).
+fn tcp_rules(port: u16, percent: u32) -> Vec<String> {
+    ["dport", "sport"].map(|end| format!("tcp {end} {port} {}", share(percent))).into()
+}
+
+/// Runs an nftables `script` (`nft -f -`: one transaction, all or nothing).
+fn nft(script: &str) -> Result<()> {
+    use std::io::Write;
+    let mut process =
+        std::process::Command::new("nft").args(["-f", "-"]).stdin(Stdio::piped()).spawn().map_err(|e| {
+            Error::Missing(format!("cannot run `nft` ({e}): install Debian's nftables (`apt-get install nftables`)"))
+        })?;
+    process.stdin.take().expect("stdin is piped").write_all(script.as_bytes())?;
+    let status = process.wait()?;
+    if status.success() { Ok(()) } else { Err(Error::Unexpected(format!("nft failed ({status}) on:\n{script}"))) }
+}
+
+/// Real packet loss: a share of the UDP packets (media, ICE) is dropped, both directions
+/// alike, by a [`Fault::udp_loss`]. Removed on drop.
+pub struct PacketLoss {
+    _fault: Fault,
+}
+
+impl PacketLoss {
+    /// Starts dropping `percent` % of incoming UDP packets.
+    pub fn start(percent: u32) -> Result<Self> {
+        Ok(Self { _fault: Fault::udp_loss(percent)? })
+    }
 }
 
 /// A ChromeDriver process on a free port. Killed on drop.
@@ -601,13 +673,19 @@ where
     Err(Error::Timeout { what: what.into(), after: PATIENCE })
 }
 
-/// Ana opens the app, creates a room and joins; Bo opens the share link and joins.
-pub async fn meet(relay: &Relay, ana: &Browser, bo: &Browser) -> Result<()> {
+/// Ana opens the app, creates a room and joins; once she is waiting in it, returns the
+/// share link she would send.
+pub async fn open_room(relay: &Relay, ana: &Browser) -> Result<String> {
     ana.open(&relay.url("/")).await?;
     ana.click("create-room").await?;
     ana.click("join").await?;
     ana.wait_state("waiting").await?;
-    bo.open(&ana.value("share-link").await?).await?;
+    ana.value("share-link").await
+}
+
+/// Ana opens the app, creates a room and joins; Bo opens the share link and joins.
+pub async fn meet(relay: &Relay, ana: &Browser, bo: &Browser) -> Result<()> {
+    bo.open(&open_room(relay, ana).await?).await?;
     bo.click("join").await
 }
 

@@ -207,13 +207,14 @@ impl Rooms {
         census(rooms);
     }
 
-    /// Delivers `signal` from `from` to `to`, another member of `room`, stamping the sender.
-    pub fn forward(&self, room: &RoomId, from: PeerId, to: PeerId, signal: Signal) -> Result<(), UnknownPeer> {
+    /// Delivers `message`, which the relay made from a signal of `from` (stamped with the
+    /// sender), to `to`, another member of `room`.
+    pub fn forward(&self, room: &RoomId, from: PeerId, to: PeerId, message: &ServerMessage) -> Result<(), UnknownPeer> {
         if from == to {
             return Err(UnknownPeer);
         }
         // Encoded before taking the lock: an SDP is a few KiB of JSON.
-        let message = ServerMessage::Signal { from, signal }.encode();
+        let message = message.encode();
         let mut inner = self.lock();
         let member = inner.rooms.get_mut(room).and_then(|r| r.roster.get_mut(to)).ok_or(UnknownPeer)?;
         member.deliver(message);

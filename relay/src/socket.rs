@@ -21,7 +21,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, close_code};
 use futures_util::SinkExt;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use shared::protocol::{CLOSE_REPLACED, CLOSE_RESUMING, ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage};
-use shared::room::RoomId;
+use shared::room::{PeerId, RoomId};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
@@ -207,18 +207,18 @@ impl Session<'_> {
             (ClientMessage::Join { .. }, Some(_)) => refuse(ErrorCode::AlreadyJoined, "leave this room first"),
             (ClientMessage::Join { version, room, resume }, None) => self.join(version, &room, resume.as_deref()),
             (ClientMessage::Signal { to, signal }, Some((room, seat))) => {
-                match rooms.forward(room, seat.id, to, signal) {
-                    Ok(()) => Step::Continue,
-                    Err(UnknownPeer) => {
-                        refuse(ErrorCode::UnknownPeer, format!("peer {to} is not another member of your room"))
-                    }
-                }
+                let from = seat.id;
+                forwarded(to, rooms.forward(room, from, to, &ServerMessage::Signal { from, signal }))
+            }
+            (ClientMessage::Signals { to, seq, ack, signals }, Some((room, seat))) => {
+                let from = seat.id;
+                forwarded(to, rooms.forward(room, from, to, &ServerMessage::Signals { from, seq, ack, signals }))
             }
             (ClientMessage::Leave {}, Some(_)) => {
                 self.finish(End::Closed);
                 Step::Continue
             }
-            (ClientMessage::Signal { .. } | ClientMessage::Leave {}, None) => {
+            (ClientMessage::Signal { .. } | ClientMessage::Signals { .. } | ClientMessage::Leave {}, None) => {
                 refuse(ErrorCode::NotJoined, "join a room first")
             }
         }
@@ -314,6 +314,13 @@ fn read_failed(error: axum::Error) -> Step {
         _ => return Step::End(None, End::Lost),
     };
     Step::End(Some((code, reason)), End::Evicted(eviction))
+}
+
+fn forwarded(to: PeerId, result: Result<(), UnknownPeer>) -> Step {
+    match result {
+        Ok(()) => Step::Continue,
+        Err(UnknownPeer) => refuse(ErrorCode::UnknownPeer, format!("peer {to} is not another member of your room")),
+    }
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Step {

@@ -11,6 +11,7 @@
 //! - [`negotiation`]: who offers first and who yields on glare (perfect negotiation).
 //! - [`backoff`]: when to retry the relay after losing it.
 //! - [`bitrate`]: the adaptive bitrate controller for our audio senders.
+//! - [`engine`]: the call engine, sans I/O: events in, commands out.
 //! - [`call`]: the one call state shown to the user, derived from the links to each peer.
 //! - [`stats`]: what `getStats` says of a link: audio levels, the network path.
 
@@ -18,6 +19,7 @@ pub mod agent;
 pub mod backoff;
 pub mod bitrate;
 pub mod call;
+pub mod engine;
 pub mod negotiation;
 pub mod protocol;
 pub mod room;

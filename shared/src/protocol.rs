@@ -10,15 +10,35 @@
 //! 2. The relay answers [`ServerMessage::Joined`] with the id it assigned to the client, the
 //!    ids of the peers already in the room and the ICE servers to use, and sends every other
 //!    member [`ServerMessage::PeerJoined`].
-//! 3. Peers exchange SDP offers, answers and ICE candidates with [`ClientMessage::Signal`],
-//!    addressed to one peer id; the relay delivers them as [`ServerMessage::Signal`] with
-//!    `from` set by the relay itself, so a client cannot impersonate another.
+//! 3. Peers exchange SDP offers, answers and ICE candidates with [`ClientMessage::Signals`]
+//!    (or the simpler [`ClientMessage::Signal`]), addressed to one peer id; the relay
+//!    delivers them as [`ServerMessage::Signals`] ([`ServerMessage::Signal`]) with `from` set
+//!    by the relay itself, so a client cannot impersonate another.
 //! 4. [`ClientMessage::Leave`], or closing the socket, removes the client; the others get
 //!    [`ServerMessage::PeerLeft`].
 //!
 //! Whatever goes wrong is answered with [`ServerMessage::Error`] and a stable [`ErrorCode`];
 //! the socket stays open unless the frame itself was unacceptable (over 64 KiB: close code
 //! 1009).
+//!
+//! ## Signals are delivered reliably, end to end
+//!
+//! The relay forwards without guarantees: a socket may be half-open, a slow reader's queue
+//! full, a burst over the rate limit. So peers number what they send each other. Each
+//! [`ClientMessage::Signals`] carries `seq`, counting from 1 per pair of peers and per seat,
+//! and `ack`, the highest `seq` received in order from that peer so far (cumulative). A
+//! receiver applies a message only if its `seq` is the next one expected, and otherwise
+//! drops it (a duplicate, or a gap that the sender will fill); either way it acknowledges.
+//! A sender keeps every message until it is acknowledged and sends it again after a resume,
+//! when an acknowledgement stays away, or when an ack-only message (`seq` 0) says the other
+//! side is behind. After a new seat (the relay forgot us), numbering starts over.
+//!
+//! ## Versions
+//!
+//! [`PROTOCOL_VERSION`] changes only when a message's meaning changes. Additions are not
+//! breaking: a client ignores (and logs) fields, message types and error codes it does not
+//! know, so a relay can add one before every open tab knows it. The relay stays strict on
+//! what clients send: an unknown field or type there is a `bad_message`.
 //!
 //! ```json
 //! {"type":"join","version":1,"room":"k2m4q7zta5xw3bcd6efghijnpr"}
@@ -73,12 +93,25 @@ pub enum ClientMessage {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<String>,
     },
-    /// Deliver `signal` to peer `to`, who must be in the same room.
+    /// Deliver `signal` to peer `to`, who must be in the same room. Unnumbered: a loss is
+    /// not repaired (see [`ClientMessage::Signals`]).
     Signal {
         /// The recipient.
         to: PeerId,
         /// What to deliver.
         signal: Signal,
+    },
+    /// Deliver `signals`, in order, to peer `to`, reliably (see the module docs).
+    Signals {
+        /// The recipient.
+        to: PeerId,
+        /// This message's number for this pair, from 1; 0 for an acknowledgement alone.
+        seq: u32,
+        /// The highest `seq` received in order from `to` (0: none yet).
+        ack: u32,
+        /// What to deliver; empty with `seq` 0.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        signals: Vec<Signal>,
     },
     /// Leave the room; the socket may then be closed or used to join again.
     Leave {},
@@ -87,9 +120,11 @@ pub enum ClientMessage {
     Ping {},
 }
 
-/// A message from the relay to a client.
+/// A message from the relay to a client. Read leniently: unknown fields are ignored and an
+/// unknown type reads as [`ServerMessage::Unknown`], so a newer relay does not break an
+/// open page.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The answer to [`ClientMessage::Join`]: you are in.
     Joined {
@@ -131,6 +166,18 @@ pub enum ServerMessage {
         /// What they sent.
         signal: Signal,
     },
+    /// Numbered signals from another member of your room ([`ClientMessage::Signals`]).
+    Signals {
+        /// The sender, as the relay knows it.
+        from: PeerId,
+        /// The message's number for this pair; 0 for an acknowledgement alone.
+        seq: u32,
+        /// The highest `seq` of yours the sender has received in order.
+        ack: u32,
+        /// What they sent.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        signals: Vec<Signal>,
+    },
     /// The answer to [`ClientMessage::Ping`].
     Pong {},
     /// Your last message was refused, or the room cannot have you.
@@ -140,6 +187,9 @@ pub enum ServerMessage {
         /// What went wrong, for people reading logs (English, not for display).
         message: String,
     },
+    /// A message type this version does not know (from a newer relay): ignored.
+    #[serde(other)]
+    Unknown,
 }
 
 /// What one peer sends another to set up their connection: the payloads of
@@ -221,6 +271,9 @@ pub enum ErrorCode {
     TooManyConnections,
     /// Too many rooms opened from your address.
     TooManyRooms,
+    /// A code this version does not know (from a newer relay).
+    #[serde(other)]
+    Unknown,
 }
 
 impl ErrorCode {
@@ -237,6 +290,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
             Self::TooManyRooms => "too_many_rooms",
+            Self::Unknown => "unknown",
         }
     }
 }
@@ -382,6 +436,7 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::TooManyConnections,
             ErrorCode::TooManyRooms,
+            ErrorCode::Unknown,
         ];
         for code in codes {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
@@ -429,10 +484,50 @@ mod tests {
 
     #[test]
     fn malformed_server_frames_are_rejected() {
-        for wire in
-            [r#"{"type":"joined","you":1}"#, r#"{"type":"error","code":"nope","message":""}"#, r#"{"type":"leave"}"#]
-        {
+        for wire in [r#"{"type":"joined","you":1}"#, r#"{"type":"pong""#, r#"{"type":"signals","from":1}"#, "[]"] {
             assert!(ServerMessage::decode(wire).is_err(), "accepted {wire}");
+        }
+    }
+
+    #[test]
+    fn a_newer_relay_does_not_break_an_open_page() {
+        let cases = [
+            (r#"{"type":"pong","at":5}"#, ServerMessage::Pong {}),
+            (r#"{"type":"peer_joined","peer":4,"name":"Ana"}"#, ServerMessage::PeerJoined { peer: PeerId(4) }),
+            (r#"{"type":"room_closing","in":30}"#, ServerMessage::Unknown),
+            (r#"{"type":"error","code":"too_tired","message":""}"#, ServerMessage::error(ErrorCode::Unknown, "")),
+        ];
+        for (wire, message) in cases {
+            assert_eq!(ServerMessage::decode(wire).unwrap(), message, "{wire}");
+        }
+    }
+
+    #[test]
+    fn numbered_signals_round_trip_and_an_ack_alone_is_short() {
+        let cases = [
+            (
+                ClientMessage::Signals { to: PeerId(2), seq: 3, ack: 1, signals: vec![candidate(), candidate()] },
+                r#"{"type":"signals","to":2,"seq":3,"ack":1,"signals":[{"kind":"candidate","candidate":"candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host","sdp_mid":"0","sdp_m_line_index":0},{"kind":"candidate","candidate":"candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host","sdp_mid":"0","sdp_m_line_index":0}]}"#,
+            ),
+            (ClientMessage::Signals { to: PeerId(2), seq: 0, ack: 7, signals: vec![] }, r#"{"type":"signals","to":2,"seq":0,"ack":7}"#),
+        ];
+        for (message, wire) in cases {
+            assert_eq!(message.encode(), wire);
+            assert_eq!(ClientMessage::decode(wire).unwrap(), message);
+        }
+        let relayed = ServerMessage::Signals { from: PeerId(1), seq: 1, ack: 0, signals: vec![offer()] };
+        assert_eq!(ServerMessage::decode(&relayed.encode()).unwrap(), relayed);
+    }
+
+    #[test]
+    fn the_relay_stays_strict_on_numbered_signals() {
+        for wire in [
+            r#"{"type":"signals","to":2,"seq":1,"ack":0,"signals":[{"kind":"rollback"}]}"#,
+            r#"{"type":"signals","to":2,"seq":1,"ack":0,"extra":1}"#,
+            r#"{"type":"signals","to":2,"seq":-1,"ack":0}"#,
+            r#"{"type":"signals","to":2,"ack":0}"#,
+        ] {
+            assert!(ClientMessage::decode(wire).is_err(), "accepted {wire}");
         }
     }
 }

@@ -1,0 +1,280 @@
+//! One peer connection's negotiation: perfect negotiation, one browser operation at a
+//! time, and the convergence rule that renegotiates a link that is not healthy.
+//!
+//! The browser's `RTCPeerConnection` runs each operation asynchronously; the old page ran
+//! each incoming signal in its own task, so an offer arriving while an answer was being
+//! applied saw a half-changed connection. Here a link hands out one operation and waits
+//! for its result before the next: incoming signals wait in order in `inbox`. That makes
+//! `isSettingRemoteAnswerPending` unnecessary: nothing is ever "pending" when a decision is
+//! taken.
+
+use std::collections::VecDeque;
+
+use super::{Candidate, Command, Conn, SdpKind};
+use crate::call::Link as LinkState;
+use crate::negotiation::{self, OfferAction, Role};
+use crate::protocol::Signal;
+
+/// A dropped link gets this long to come back by itself before an ICE restart.
+pub const RESTART_DISCONNECTED_MS: u64 = 3_000;
+/// A new link gets this long to connect before it is renegotiated.
+pub const FIRST_CONNECT_MS: u64 = 8_000;
+/// After a renegotiation, the wait before the next one doubles from this...
+pub const RETRY_MIN_MS: u64 = 4_000;
+/// ...up to this.
+pub const RETRY_MAX_MS: u64 = 20_000;
+/// The polite side waits this much longer than the impolite one, so that the two rarely
+/// restart at once (which works, but costs a round).
+const POLITE_EXTRA_MS: u64 = 1_500;
+
+/// The signaling state, as our own operations leave it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signaling {
+    /// No offer outstanding.
+    Stable,
+    /// Our offer is out; waiting for the answer.
+    HaveLocalOffer,
+    /// Their offer is applied; our answer is next.
+    HaveRemoteOffer,
+}
+
+/// The operation the browser is carrying out for this link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Offer,
+    Answer,
+    Remote(SdpKind),
+    Rollback,
+    Candidates,
+}
+
+/// One remote peer's connection, as the engine sees it.
+#[derive(Debug)]
+pub struct Link {
+    conn: Conn,
+    role: Role,
+    /// What `connectionState` last said.
+    pub state: LinkState,
+    signaling: Signaling,
+    op: Option<Op>,
+    inbox: VecDeque<Signal>,
+    /// Candidates of an offer we ignored in a collision: they cannot be added.
+    ignoring: bool,
+    /// Our microphone (and camera) go on this connection.
+    sending: bool,
+    /// The browser asked for negotiation (our tracks changed) and we have not offered yet.
+    wants_offer: bool,
+    /// Our next offer restarts ICE.
+    wants_restart: bool,
+    /// Renegotiate if the link is not healthy by then.
+    deadline: Option<u64>,
+    retries: u32,
+}
+
+impl Link {
+    /// A new connection; `role` says whether we offer first.
+    pub fn new(conn: Conn, role: Role, now: u64) -> Self {
+        Self {
+            conn,
+            role,
+            state: LinkState::Connecting,
+            signaling: Signaling::Stable,
+            op: None,
+            inbox: VecDeque::new(),
+            ignoring: false,
+            sending: false,
+            wants_offer: role.offers_first,
+            wants_restart: false,
+            deadline: Some(now + FIRST_CONNECT_MS),
+            retries: 0,
+        }
+    }
+
+    /// Whether the link is up and nothing is being negotiated.
+    pub fn healthy(&self) -> bool {
+        self.state == LinkState::Connected && self.signaling == Signaling::Stable && self.op.is_none()
+    }
+
+    /// Where the signaling stands (for tests and logs).
+    pub fn signaling(&self) -> Signaling {
+        self.signaling
+    }
+
+    /// Signals from the peer, in order.
+    pub fn receive(&mut self, signals: impl IntoIterator<Item = Signal>) {
+        self.inbox.extend(signals);
+    }
+
+    /// The browser wants a new offer (a track was added or changed direction).
+    pub fn negotiation_needed(&mut self) {
+        self.wants_offer = true;
+    }
+
+    /// `connectionState` changed.
+    pub fn connection(&mut self, state: LinkState, now: u64) {
+        self.state = state;
+        match state {
+            LinkState::Connected if self.signaling == Signaling::Stable => {
+                self.deadline = None;
+                self.retries = 0;
+            }
+            LinkState::Connected | LinkState::Connecting => {}
+            LinkState::Disconnected => self.renegotiate_by(now + RESTART_DISCONNECTED_MS),
+            LinkState::Failed => self.renegotiate_by(now),
+        }
+    }
+
+    /// We are back with the relay after a while away: whatever is not healthy gets a fresh
+    /// negotiation soon, once what was outstanding had a chance to arrive.
+    pub fn resumed(&mut self, now: u64) {
+        if !self.healthy() {
+            self.renegotiate_by(now + RESTART_DISCONNECTED_MS);
+        }
+    }
+
+    fn renegotiate_by(&mut self, at: u64) {
+        let at = if self.role.polite { at + POLITE_EXTRA_MS } else { at };
+        self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
+    }
+
+    /// When [`Link::poll`] has something to do without new input.
+    pub fn deadline(&self) -> Option<u64> {
+        self.deadline.filter(|_| self.op.is_none())
+    }
+
+    /// The result of the operation in flight; `description` is the local SDP an offer or an
+    /// answer produced. Returns the signal to send the peer, if any.
+    pub fn done(&mut self, description: Option<String>, now: u64) -> Option<Signal> {
+        let op = self.op.take()?;
+        match op {
+            Op::Offer => {
+                self.signaling = Signaling::HaveLocalOffer;
+                description.map(|sdp| Signal::Offer { sdp })
+            }
+            Op::Answer => {
+                self.signaling = Signaling::Stable;
+                self.settled(now);
+                description.map(|sdp| Signal::Answer { sdp })
+            }
+            Op::Remote(SdpKind::Offer) => {
+                self.signaling = Signaling::HaveRemoteOffer;
+                None
+            }
+            Op::Remote(SdpKind::Answer) | Op::Rollback => {
+                self.signaling = Signaling::Stable;
+                self.settled(now);
+                None
+            }
+            Op::Candidates => None,
+        }
+    }
+
+    /// Back to stable: if the link is up, it is healthy; if not, it has a while to connect.
+    fn settled(&mut self, now: u64) {
+        if self.state == LinkState::Connected {
+            self.deadline = None;
+            self.retries = 0;
+        } else if self.deadline.is_none() {
+            self.renegotiate_by(now + RETRY_MIN_MS);
+        }
+    }
+
+    /// The operation in flight failed. The browser leaves its state as it was; the link
+    /// is renegotiated soon.
+    pub fn failed(&mut self, now: u64) {
+        if self.op.take().is_some_and(|op| op != Op::Candidates) {
+            self.renegotiate_by(now + RESTART_DISCONNECTED_MS);
+        }
+    }
+
+    /// The next operation, if the browser is free and something is to be done. `online`
+    /// says whether the relay is reachable: a renegotiation waits for it, since its offer
+    /// could not go anywhere.
+    pub fn poll(&mut self, now: u64, online: bool, idle_channel: bool) -> Option<Command> {
+        if self.op.is_some() {
+            return None;
+        }
+        if let Some(command) = self.next_signal() {
+            return Some(command);
+        }
+        let conn = self.conn;
+        if self.signaling == Signaling::HaveRemoteOffer {
+            let send = self.send_now();
+            return self.start(Op::Answer, Command::CreateAnswer { conn, send });
+        }
+        // A link that is not healthy by its deadline is renegotiated, once what we sent
+        // the peer has arrived (another offer on top of an undelivered one helps nobody).
+        if online && idle_channel && self.deadline.is_some_and(|d| now >= d) {
+            self.retries += 1;
+            let wait = RETRY_MIN_MS.saturating_mul(1 << self.retries.min(8)).min(RETRY_MAX_MS);
+            self.deadline = None;
+            self.renegotiate_by(now + wait);
+            self.wants_restart = true;
+            if self.signaling == Signaling::HaveLocalOffer {
+                return self.start(Op::Rollback, Command::Rollback { conn });
+            }
+        }
+        if self.signaling == Signaling::Stable && (self.wants_offer || self.wants_restart) {
+            let ice_restart = std::mem::take(&mut self.wants_restart);
+            self.wants_offer = false;
+            let send = self.send_now();
+            return self.start(Op::Offer, Command::CreateOffer { conn, ice_restart, send });
+        }
+        None
+    }
+
+    /// Whether our media must go on the connection first (the first description we make):
+    /// added after the peer's offer, our tracks reuse its transceivers, so the answer is
+    /// two-way without another round.
+    fn send_now(&mut self) -> bool {
+        !std::mem::replace(&mut self.sending, true)
+    }
+
+    fn start(&mut self, op: Op, command: Command) -> Option<Command> {
+        self.op = Some(op);
+        Some(command)
+    }
+
+    /// The perfect negotiation pattern, on the next signal from the peer.
+    fn next_signal(&mut self) -> Option<Command> {
+        let conn = self.conn;
+        loop {
+            match self.inbox.pop_front()? {
+                Signal::Offer { sdp } => {
+                    let stable = self.signaling == Signaling::Stable;
+                    if negotiation::on_offer(self.role, false, stable) == OfferAction::Ignore {
+                        self.ignoring = true;
+                        continue;
+                    }
+                    if self.signaling == Signaling::HaveLocalOffer {
+                        // Polite: our offer yields. The peer's is applied right after.
+                        self.inbox.push_front(Signal::Offer { sdp });
+                        return self.start(Op::Rollback, Command::Rollback { conn });
+                    }
+                    self.ignoring = false;
+                    return self.start(Op::Remote(SdpKind::Offer), Command::SetRemote { conn, kind: SdpKind::Offer, sdp });
+                }
+                Signal::Answer { sdp } => {
+                    // An answer to an offer we rolled back, or a duplicate: nothing to apply it to.
+                    if self.signaling != Signaling::HaveLocalOffer {
+                        continue;
+                    }
+                    self.ignoring = false;
+                    return self.start(Op::Remote(SdpKind::Answer), Command::SetRemote { conn, kind: SdpKind::Answer, sdp });
+                }
+                Signal::Candidate { candidate, sdp_mid, sdp_m_line_index } => {
+                    if self.ignoring {
+                        continue;
+                    }
+                    let mut candidates = vec![Candidate { candidate, sdp_mid, sdp_m_line_index }];
+                    while let Some(Signal::Candidate { .. }) = self.inbox.front() {
+                        if let Some(Signal::Candidate { candidate, sdp_mid, sdp_m_line_index }) = self.inbox.pop_front() {
+                            candidates.push(Candidate { candidate, sdp_mid, sdp_m_line_index });
+                        }
+                    }
+                    return self.start(Op::Candidates, Command::AddCandidates { conn, candidates });
+                }
+            }
+        }
+    }
+}
