@@ -319,7 +319,7 @@ fn read_failed(error: axum::Error) -> Step {
 fn forwarded(to: PeerId, result: Result<(), UnknownPeer>) -> Step {
     match result {
         Ok(()) => Step::Continue,
-        Err(UnknownPeer) => refuse(ErrorCode::UnknownPeer, format!("peer {to} is not another member of your room")),
+        Err(UnknownPeer) => Step::Send(ServerMessage::unknown_peer(to)),
     }
 }
 

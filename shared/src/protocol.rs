@@ -186,6 +186,10 @@ pub enum ServerMessage {
         code: ErrorCode,
         /// What went wrong, for people reading logs (English, not for display).
         message: String,
+        /// For [`ErrorCode::UnknownPeer`]: the peer the refused signal was for, so the
+        /// sender can forget someone who left while it was not listening.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        peer: Option<PeerId>,
     },
     /// A message type this version does not know (from a newer relay): ignored.
     #[serde(other)]
@@ -325,7 +329,13 @@ impl ServerMessage {
 
     /// An [`ServerMessage::Error`] with `code` and a human-readable `message`.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self::Error { code, message: message.into() }
+        Self::Error { code, message: message.into(), peer: None }
+    }
+
+    /// The refusal of a signal to `peer`, who is not another member of the sender's room.
+    pub fn unknown_peer(peer: PeerId) -> Self {
+        let message = format!("peer {peer} is not another member of your room");
+        Self::Error { code: ErrorCode::UnknownPeer, message, peer: Some(peer) }
     }
 }
 
@@ -509,7 +519,10 @@ mod tests {
                 ClientMessage::Signals { to: PeerId(2), seq: 3, ack: 1, signals: vec![candidate(), candidate()] },
                 r#"{"type":"signals","to":2,"seq":3,"ack":1,"signals":[{"kind":"candidate","candidate":"candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host","sdp_mid":"0","sdp_m_line_index":0},{"kind":"candidate","candidate":"candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host","sdp_mid":"0","sdp_m_line_index":0}]}"#,
             ),
-            (ClientMessage::Signals { to: PeerId(2), seq: 0, ack: 7, signals: vec![] }, r#"{"type":"signals","to":2,"seq":0,"ack":7}"#),
+            (
+                ClientMessage::Signals { to: PeerId(2), seq: 0, ack: 7, signals: vec![] },
+                r#"{"type":"signals","to":2,"seq":0,"ack":7}"#,
+            ),
         ];
         for (message, wire) in cases {
             assert_eq!(message.encode(), wire);

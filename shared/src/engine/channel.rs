@@ -11,12 +11,16 @@ use std::collections::VecDeque;
 use crate::protocol::{ClientMessage, Signal};
 use crate::room::PeerId;
 
-/// Resend what is outstanding when no acknowledgement came for this long.
+/// Resend what is outstanding when no acknowledgement came for this long; the wait doubles
+/// with each resend that brings none, up to 16 times this.
 pub const RESEND_AFTER_MS: u64 = 2_000;
 /// Candidates wait this long for company, so a burst of them goes out as one message.
 pub const CANDIDATE_BATCH_MS: u64 = 40;
 /// An acknowledgement waits this long for a message of ours to ride on.
 pub const ACK_DELAY_MS: u64 = 150;
+/// The answer to a duplicate or a gap waits only this long, so that a burst of resent
+/// messages gets one answer.
+const NACK_DELAY_MS: u64 = 30;
 /// The most signals in one message (an SDP is a few KiB, a candidate about 150 bytes; the
 /// relay takes 64 KiB a frame).
 const MAX_SIGNALS: usize = 8;
@@ -30,12 +34,18 @@ pub struct Channel {
     pending_since: u64,
     /// Whether a pending signal may not wait (an offer or an answer).
     urgent: bool,
-    /// Numbered messages not yet acknowledged, oldest first.
-    unacked: VecDeque<(u32, Vec<Signal>)>,
+    /// Numbered messages not yet acknowledged, oldest first, with when each was last sent.
+    unacked: VecDeque<(u32, Vec<Signal>, u64)>,
     next_seq: u32,
     /// The highest seq handed to the socket since the last resend.
     sent_upto: u32,
-    last_sent_ms: u64,
+    /// Resends in a row that brought no acknowledgement.
+    backoff: u32,
+    /// Acknowledgements in a row that acknowledged nothing new while we had sent more.
+    dup_acks: u32,
+    /// An acknowledgement alone must go out, before any data: the peer learns where we
+    /// stand even if it has nothing to send us.
+    sync_due: bool,
     /// The next seq we expect from the peer.
     expected: u32,
     /// We owe the peer an acknowledgement, due then.
@@ -61,7 +71,9 @@ impl Channel {
             unacked: VecDeque::new(),
             next_seq: 1,
             sent_upto: 0,
-            last_sent_ms: 0,
+            backoff: 0,
+            dup_acks: 0,
+            sync_due: false,
             expected: 1,
             ack_due: None,
         }
@@ -84,8 +96,8 @@ impl Channel {
         }
         self.ack_due.get_or_insert(now + ACK_DELAY_MS);
         if seq != self.expected {
-            // A duplicate or a message past a gap: say at once where we are.
-            self.ack_due = Some(now);
+            // A duplicate or a message past a gap: say soon where we are.
+            self.ack_due = self.ack_due.map(|due| due.min(now + NACK_DELAY_MS));
             return Received::Nothing;
         }
         self.expected += 1;
@@ -93,25 +105,37 @@ impl Channel {
     }
 
     fn acknowledged(&mut self, ack: u32, alone: bool) {
-        while self.unacked.front().is_some_and(|(seq, _)| *seq <= ack) {
+        let mut progress = false;
+        while self.unacked.front().is_some_and(|(seq, ..)| *seq <= ack) {
             self.unacked.pop_front();
+            progress = true;
         }
-        // An acknowledgement alone that leaves sent messages outstanding: the peer is behind
-        // (it resumed, or something was lost), so send them again now.
-        if alone && self.unacked.front().is_some_and(|(seq, _)| *seq <= self.sent_upto) {
-            self.resend();
+        if progress {
+            self.backoff = 0;
+            self.dup_acks = 0;
+        }
+        // Sent messages still outstanding and an acknowledgement alone, or three that
+        // brought nothing: the peer is behind (it resumed, or something was lost), so send
+        // them again now.
+        if self.unacked.front().is_some_and(|(seq, ..)| *seq <= self.sent_upto) {
+            self.dup_acks += u32::from(!progress);
+            if alone || self.dup_acks >= 3 {
+                self.resend();
+            }
         }
     }
 
     /// Sends everything outstanding again (after a resume, or when acknowledgements stay away).
     pub fn resend(&mut self) {
-        self.sent_upto = self.unacked.front().map_or(self.sent_upto, |(seq, _)| seq - 1);
+        self.backoff = 0;
+        self.dup_acks = 0;
+        self.sent_upto = self.unacked.front().map_or(self.sent_upto, |(seq, ..)| seq - 1);
     }
 
     /// Asks the peer to tell us where it stands (we may have missed messages): an
     /// acknowledgement alone goes out at once.
-    pub fn sync(&mut self, now: u64) {
-        self.ack_due = Some(now);
+    pub fn sync(&mut self) {
+        self.sync_due = true;
     }
 
     /// Whether everything we numbered has been acknowledged and nothing waits.
@@ -125,20 +149,25 @@ impl Channel {
             while !self.pending.is_empty() {
                 let take = self.pending.len().min(MAX_SIGNALS);
                 let signals: Vec<Signal> = self.pending.drain(..take).collect();
-                self.unacked.push_back((self.next_seq, signals));
+                self.unacked.push_back((self.next_seq, signals, 0));
                 self.next_seq += 1;
             }
             self.urgent = false;
         }
-        if self.unacked.back().is_some_and(|(seq, _)| *seq <= self.sent_upto)
-            && now >= self.last_sent_ms + RESEND_AFTER_MS
-        {
+        if self.resend_at().is_some_and(|at| now >= at) {
+            let backoff = self.backoff + 1;
             self.resend();
+            self.backoff = backoff.min(4);
         }
         let ack = self.expected - 1;
-        if let Some((seq, signals)) = self.unacked.iter().find(|(seq, _)| *seq > self.sent_upto) {
+        if std::mem::take(&mut self.sync_due) {
+            self.ack_due = None;
+            return Some(ClientMessage::Signals { to: self.peer, seq: 0, ack, signals: Vec::new() });
+        }
+        let sent_upto = self.sent_upto;
+        if let Some((seq, signals, sent_at)) = self.unacked.iter_mut().find(|(seq, ..)| *seq > sent_upto) {
             self.sent_upto = *seq;
-            self.last_sent_ms = now;
+            *sent_at = now;
             self.ack_due = None;
             return Some(ClientMessage::Signals { to: self.peer, seq: *seq, ack, signals: signals.clone() });
         }
@@ -149,11 +178,18 @@ impl Channel {
         None
     }
 
+    /// When the oldest message sent and not acknowledged is due again.
+    fn resend_at(&self) -> Option<u64> {
+        let (seq, _, sent_at) = self.unacked.front()?;
+        (*seq <= self.sent_upto).then_some(sent_at + (RESEND_AFTER_MS << self.backoff))
+    }
+
     /// When [`Channel::next_message`] may have something to say without new input.
     pub fn deadline(&self) -> Option<u64> {
         let batch = (!self.pending.is_empty()).then_some(self.pending_since + CANDIDATE_BATCH_MS);
-        let resend = (!self.unacked.is_empty()).then_some(self.last_sent_ms + RESEND_AFTER_MS);
-        [batch, resend, self.ack_due].into_iter().flatten().min()
+        let sync = self.sync_due.then_some(0);
+        let unsent = self.unacked.back().filter(|(seq, ..)| *seq > self.sent_upto).map(|_| 0);
+        [batch, self.resend_at(), self.ack_due, sync, unsent].into_iter().flatten().min()
     }
 }
 
@@ -195,8 +231,9 @@ mod tests {
         assert!(matches!(bo.receive(1, 0, vec![offer(1)], 0), Received::Deliver(s) if s == [offer(1)]));
         assert!(matches!(bo.receive(1, 0, vec![offer(1)], 0), Received::Nothing), "a duplicate");
         assert!(matches!(bo.receive(2, 0, vec![offer(2)], 0), Received::Deliver(_)));
-        // Duplicates and gaps are answered at once; in-order messages after a short wait.
-        assert_eq!(unpack(bo.next_message(0)), (0, 2, vec![]));
+        // Duplicates and gaps are answered soon; in-order messages after a longer wait.
+        assert!(bo.next_message(0).is_none());
+        assert_eq!(unpack(bo.next_message(30)), (0, 2, vec![]));
         bo.receive(3, 0, vec![offer(3)], 10);
         assert!(bo.next_message(100).is_none());
         assert_eq!(unpack(bo.next_message(160)), (0, 3, vec![]));
@@ -224,7 +261,7 @@ mod tests {
     #[test]
     fn a_sync_asks_the_peer_where_it_stands() {
         let mut bo = Channel::new(PeerId(1));
-        bo.sync(0);
+        bo.sync();
         assert_eq!(unpack(bo.next_message(0)), (0, 0, vec![]));
     }
 }

@@ -252,7 +252,8 @@ impl Link {
                         return self.start(Op::Rollback, Command::Rollback { conn });
                     }
                     self.ignoring = false;
-                    return self.start(Op::Remote(SdpKind::Offer), Command::SetRemote { conn, kind: SdpKind::Offer, sdp });
+                    return self
+                        .start(Op::Remote(SdpKind::Offer), Command::SetRemote { conn, kind: SdpKind::Offer, sdp });
                 }
                 Signal::Answer { sdp } => {
                     // An answer to an offer we rolled back, or a duplicate: nothing to apply it to.
@@ -260,7 +261,8 @@ impl Link {
                         continue;
                     }
                     self.ignoring = false;
-                    return self.start(Op::Remote(SdpKind::Answer), Command::SetRemote { conn, kind: SdpKind::Answer, sdp });
+                    return self
+                        .start(Op::Remote(SdpKind::Answer), Command::SetRemote { conn, kind: SdpKind::Answer, sdp });
                 }
                 Signal::Candidate { candidate, sdp_mid, sdp_m_line_index } => {
                     if self.ignoring {
@@ -268,7 +270,8 @@ impl Link {
                     }
                     let mut candidates = vec![Candidate { candidate, sdp_mid, sdp_m_line_index }];
                     while let Some(Signal::Candidate { .. }) = self.inbox.front() {
-                        if let Some(Signal::Candidate { candidate, sdp_mid, sdp_m_line_index }) = self.inbox.pop_front() {
+                        if let Some(Signal::Candidate { candidate, sdp_mid, sdp_m_line_index }) = self.inbox.pop_front()
+                        {
                             candidates.push(Candidate { candidate, sdp_mid, sdp_m_line_index });
                         }
                     }

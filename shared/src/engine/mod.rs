@@ -59,6 +59,10 @@ pub const JOIN_ATTEMPTS: u32 = 3;
 pub const PACE_BURST: u32 = 30;
 /// Messages a second, sustained.
 pub const PACE_PER_SECOND: u32 = 10;
+/// The most messages sent since the relay was last heard from. A stalled connection (a
+/// phone between networks) delivers all it buffered at once when it recovers: this keeps
+/// that burst well under the relay's. A ping asks the relay to speak up.
+pub const SEND_WINDOW: u32 = 20;
 
 /// One peer connection, for the page's life: the key of its `RTCPeerConnection`. Peer ids
 /// are not enough: a restarted relay numbers peers from 1 again.
@@ -422,7 +426,14 @@ pub struct Engine {
     last_heard: u64,
     next_ping: u64,
     pacer: Pacer,
+    /// Messages sent since the relay was last heard from, and whether a ping asks it to
+    /// speak up.
+    unheard: u32,
+    probing: bool,
     peers: BTreeMap<PeerId, Peer>,
+    /// Who left during this seat: a late signal of theirs must not bring them back (the
+    /// relay never reuses an id in a room).
+    departed: std::collections::BTreeSet<PeerId>,
     next_conn: u64,
     microphone: Slot,
     camera: Slot,
@@ -451,7 +462,10 @@ impl Engine {
             last_heard: 0,
             next_ping: 0,
             pacer: Pacer::full(0),
+            unheard: 0,
+            probing: false,
             peers: BTreeMap::new(),
+            departed: Default::default(),
             next_conn: 0,
             microphone: Slot::default(),
             camera: Slot::default(),
@@ -470,16 +484,19 @@ impl Engine {
         let socket = match self.socket {
             Socket::Closed { retry } => retry,
             Socket::Opening { since } => Some(since + SOCKET_OPEN_TIMEOUT_MS),
-            Socket::Open { .. } => {
-                Some(self.next_ping.max(self.pacer.ready_at()).min(self.last_heard + CLIENT_RELAY_TIMEOUT.as_millis() as u64))
-            }
+            Socket::Open { .. } => Some(
+                self.next_ping
+                    .max(self.pacer.ready_at())
+                    .min(self.last_heard + CLIENT_RELAY_TIMEOUT.as_millis() as u64),
+            ),
         };
         // Renegotiations and messages wait for the relay; a renegotiation also waits for the
         // channel to be idle and the link to be free (both are news that wakes us anyway).
         let online = self.online();
+        let sending = online && self.unheard < SEND_WINDOW;
         let peers = self.peers.values().filter(|_| online).flat_map(|peer| {
             let link = peer.link.deadline().filter(|_| peer.channel.idle());
-            [link, peer.channel.deadline().map(|at| at.max(self.pacer.ready_at()))]
+            [link, peer.channel.deadline().filter(|_| sending).map(|at| at.max(self.pacer.ready_at()))]
         });
         peers.chain([socket]).flatten().min()
     }
@@ -535,6 +552,8 @@ impl Engine {
             Input::SocketClosed => self.socket_lost(now, false),
             Input::Received(message) => {
                 self.last_heard = now;
+                self.unheard = 0;
+                self.probing = false;
                 self.received(message, now);
             }
             Input::DeviceOpened { request, device } => self.device_opened(request, device, now),
@@ -646,14 +665,19 @@ impl Engine {
         // The relay's bucket is per socket: ours starts full too.
         self.pacer = Pacer::full(now);
         self.pacer.take(now);
-        let join = ClientMessage::Join { version: PROTOCOL_VERSION, room: self.room.to_string(), resume: self.token.clone() };
+        self.unheard = 1;
+        self.probing = false;
+        let join =
+            ClientMessage::Join { version: PROTOCOL_VERSION, room: self.room.to_string(), resume: self.token.clone() };
         self.out.push(Command::Send(join));
     }
 
     /// The socket closed, or we gave up on it (`ours`: then we close it, asking the relay
     /// to keep our seat).
     fn socket_lost(&mut self, now: u64, ours: bool) {
-        if matches!(self.socket, Socket::Closed { .. }) || !matches!(self.session, Session::Joining | Session::Joined | Session::Lost) {
+        if matches!(self.socket, Socket::Closed { .. })
+            || !matches!(self.session, Session::Joining | Session::Joined | Session::Lost)
+        {
             return;
         }
         if ours {
@@ -694,7 +718,14 @@ impl Engine {
     fn received(&mut self, message: ServerMessage, now: u64) {
         match message {
             ServerMessage::Joined { you, peers, ice_servers, ice_transport_policy, resume, resumed, .. } => {
-                self.joined(you, peers, Ice { servers: ice_servers, policy: ice_transport_policy }, resume, resumed, now);
+                self.joined(
+                    you,
+                    peers,
+                    Ice { servers: ice_servers, policy: ice_transport_policy },
+                    resume,
+                    resumed,
+                    now,
+                );
             }
             ServerMessage::PeerJoined { peer } => {
                 self.peer_left = false;
@@ -714,6 +745,11 @@ impl Engine {
                 }
             }
             ServerMessage::Pong {} | ServerMessage::Unknown => {}
+            ServerMessage::Error { code: ErrorCode::UnknownPeer, peer: Some(peer), .. } => {
+                // Someone we still call left while we were not listening (a half-open socket
+                // ate the relay's `peer_left`).
+                self.remove_peer(peer);
+            }
             ServerMessage::Error { code, .. } => match code {
                 ErrorCode::RoomFull
                 | ErrorCode::BadRoomId
@@ -750,12 +786,13 @@ impl Engine {
             }
             for peer in self.peers.values_mut() {
                 peer.channel.resend();
-                peer.channel.sync(now);
+                peer.channel.sync();
                 peer.link.resumed(now);
             }
         } else {
             // A new seat (the first, or the relay forgot us): start over with everyone.
             self.me = Some(you);
+            self.departed.clear();
             for conn in std::mem::take(&mut self.peers).into_values().map(|p| p.conn) {
                 self.out.push(Command::CloseConnection { conn });
             }
@@ -773,7 +810,7 @@ impl Engine {
 
     fn add_peer(&mut self, id: PeerId, met: Met, now: u64) {
         let Some(me) = self.me.filter(|me| *me != id && self.online()) else { return };
-        if self.peers.contains_key(&id) {
+        if self.peers.contains_key(&id) || self.departed.contains(&id) {
             return;
         }
         self.next_conn += 1;
@@ -784,6 +821,7 @@ impl Engine {
     }
 
     fn remove_peer(&mut self, id: PeerId) {
+        self.departed.insert(id);
         if let Some(peer) = self.peers.remove(&id) {
             self.out.push(Command::CloseConnection { conn: peer.conn });
             self.peer_left = self.peers.is_empty();
@@ -831,15 +869,23 @@ impl Engine {
         if !online {
             return;
         }
-        // Round-robin over the peers, one message each per round, while the pacer allows.
+        // Round-robin over the peers, one message each per round, while the pacer and the
+        // window allow.
         loop {
             let mut sent = false;
             for peer in self.peers.values_mut() {
+                if self.unheard >= SEND_WINDOW {
+                    if !std::mem::replace(&mut self.probing, true) {
+                        self.out.push(Command::Send(ClientMessage::Ping {}));
+                    }
+                    return;
+                }
                 if self.pacer.ready_at() > now {
                     return;
                 }
                 if let Some(message) = peer.channel.next_message(now) {
                     self.pacer.take(now);
+                    self.unheard += 1;
                     self.out.push(Command::Send(message));
                     sent = true;
                 }
