@@ -1147,8 +1147,9 @@ fn sweep(runs: u64) {
     println!("{} seeded runs, {} failed", runs, failures.len());
     assert!(
         failures.is_empty(),
-        "{} of {runs} runs failed; replay one with SIM_SEED=<seed>: {failures:?}",
-        failures.len()
+        "{} of {runs} runs failed; replay one with SIM_SEED=<seed>: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(20)]
     );
 }
 

@@ -15,7 +15,7 @@ use crate::room::PeerId;
 /// with each resend that brings none, up to 16 times this.
 pub const RESEND_AFTER_MS: u64 = 2_000;
 /// Candidates wait this long for company, so a burst of them goes out as one message.
-pub const CANDIDATE_BATCH_MS: u64 = 40;
+pub const CANDIDATE_BATCH_MS: u64 = 20;
 /// An acknowledgement waits this long for a message of ours to ride on.
 pub const ACK_DELAY_MS: u64 = 150;
 /// The answer to a duplicate or a gap waits only this long, so that a burst of resent
@@ -220,8 +220,8 @@ mod tests {
         ana.push(candidate(1), 5);
         ana.push(candidate(2), 10);
         assert!(ana.next_message(20).is_none(), "candidates wait for company");
-        assert_eq!(ana.deadline(), Some(45));
-        assert_eq!(unpack(ana.next_message(45)), (2, 0, vec![candidate(1), candidate(2)]));
+        assert_eq!(ana.deadline(), Some(25));
+        assert_eq!(unpack(ana.next_message(25)), (2, 0, vec![candidate(1), candidate(2)]));
     }
 
     #[test]

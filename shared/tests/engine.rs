@@ -1,0 +1,295 @@
+//! The five ways the old page's call died silently, each replayed against the engine: a
+//! signal lost in a half-open socket, an offer that came while an answer was being
+//! applied, device toggles that raced `getUserMedia`, a relay that speaks a newer protocol,
+//! and a mesh join that overran the relay's burst.
+
+use shared::call::{Link, Session};
+use shared::engine::{
+    Candidate, Command, Conn, DeviceKind, Engine, Input, PACE_BURST, PACE_PER_SECOND, Request, SdpKind,
+};
+use shared::protocol::{ClientMessage, ServerMessage, Signal};
+use shared::room::{PeerId, RoomId};
+
+/// One engine and a clock: feeds inputs and keeps every command it answered.
+struct Page {
+    engine: Engine,
+    now: u64,
+    log: Vec<(u64, Command)>,
+    /// Whether the relay answers pings (in these tests, at once).
+    pong: bool,
+}
+
+impl Page {
+    fn new() -> Self {
+        Self { engine: Engine::new(RoomId::from_random([3; RoomId::LEN]), 42), now: 0, log: Vec::new(), pong: false }
+    }
+
+    fn feed(&mut self, input: Input) -> Vec<Command> {
+        self.engine.handle(input, self.now);
+        let mut commands = self.engine.commands();
+        self.log.extend(commands.iter().map(|c| (self.now, c.clone())));
+        if self.pong && commands.contains(&Command::Send(ClientMessage::Ping {})) {
+            commands.extend(self.feed(Input::Received(ServerMessage::Pong {})));
+        }
+        commands
+    }
+
+    /// Lets time pass to `until`, ticking at every deadline.
+    fn wait(&mut self, until: u64) -> Vec<Command> {
+        let mut all = Vec::new();
+        while let Some(at) = self.engine.deadline().filter(|at| *at <= until) {
+            self.now = at.max(self.now);
+            all.extend(self.feed(Input::Tick));
+            if self.engine.deadline() == Some(at) {
+                self.now += 1;
+            }
+        }
+        self.now = until;
+        all
+    }
+
+    /// Joins as `you` with `peers` there, microphone and socket working.
+    fn join(&mut self, you: u32, peers: &[u32]) {
+        self.feed(Input::Join);
+        self.feed(Input::DeviceOpened { request: Request(1), device: Some("mic".into()) });
+        self.feed(Input::SocketOpened);
+        self.feed(joined(you, peers, false));
+    }
+
+    fn sent(commands: &[Command]) -> Vec<ClientMessage> {
+        commands
+            .iter()
+            .filter_map(|c| match c {
+                Command::Send(message) => Some(message.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn joined(you: u32, peers: &[u32], resumed: bool) -> Input {
+    Input::Received(ServerMessage::Joined {
+        version: 1,
+        you: PeerId(you),
+        peers: peers.iter().copied().map(PeerId).collect(),
+        ice_servers: Vec::new(),
+        ice_transport_policy: Default::default(),
+        resume: "token".into(),
+        resumed,
+    })
+}
+
+fn from(peer: u32, seq: u32, ack: u32, signals: Vec<Signal>) -> Input {
+    Input::Received(ServerMessage::Signals { from: PeerId(peer), seq, ack, signals })
+}
+
+fn offer(sdp: &str) -> Signal {
+    Signal::Offer { sdp: sdp.into() }
+}
+
+#[test]
+fn an_offer_lost_in_a_half_open_socket_is_sent_again_after_the_resume() {
+    let mut ana = Page::new();
+    ana.join(2, &[1]);
+    let made = ana.feed(Input::Done { conn: Conn(1), description: Some("ana's offer".into()) });
+    let first = Page::sent(&made);
+    assert!(
+        matches!(&first[..], [ClientMessage::Signals { seq: 1, signals, .. }] if signals == &[offer("ana's offer")])
+    );
+    // The socket is half-open: nothing arrives, nothing is acknowledged. The heartbeat
+    // gives it up, the page reconnects and resumes its seat.
+    let gave_up = ana.wait(30_000);
+    assert!(gave_up.contains(&Command::CloseSocket { resuming: true }));
+    assert!(gave_up.contains(&Command::OpenSocket));
+    assert_eq!(ana.engine.view().session, Session::Lost);
+    ana.feed(Input::SocketOpened);
+    let resumed = ana.feed(joined(2, &[1], true));
+    let again = Page::sent(&resumed);
+    assert!(
+        again
+            .iter()
+            .any(|m| matches!(m, ClientMessage::Signals { seq: 1, signals, .. } if signals == &[offer("ana's offer")])),
+        "the offer goes again after the resume: {again:?}"
+    );
+    assert!(
+        again.contains(&ClientMessage::Signals { to: PeerId(1), seq: 0, ack: 0, signals: vec![] }),
+        "and asks Bo where he is"
+    );
+    assert_eq!(ana.engine.view().session, Session::Joined);
+}
+
+#[test]
+fn nothing_is_written_to_a_socket_that_is_down_it_waits() {
+    let mut ana = Page::new();
+    ana.join(2, &[1]);
+    ana.feed(Input::SocketClosed);
+    let while_down = ana.feed(Input::Done { conn: Conn(1), description: Some("offer".into()) });
+    assert!(Page::sent(&while_down).is_empty());
+    ana.wait(ana.now + 5_000);
+    ana.feed(Input::SocketOpened);
+    let back = ana.feed(joined(2, &[1], true));
+    assert!(Page::sent(&back).iter().any(|m| matches!(m, ClientMessage::Signals { seq: 1, .. })));
+}
+
+#[test]
+fn an_offer_right_after_an_answer_waits_for_it_instead_of_being_dropped() {
+    // Ana (1) is impolite towards Bo (2). She offered; Bo's answer and, right behind it,
+    // Bo's own offer (his camera went on) arrive together.
+    let mut ana = Page::new();
+    ana.join(1, &[]);
+    ana.feed(Input::Received(ServerMessage::PeerJoined { peer: PeerId(2) }));
+    ana.feed(Input::NegotiationNeeded { conn: Conn(1) });
+    ana.feed(Input::Done { conn: Conn(1), description: Some("ana's offer".into()) });
+    let applying = ana.feed(from(2, 1, 1, vec![Signal::Answer { sdp: "bo's answer".into() }, offer("bo's offer")]));
+    assert!(applying.contains(&Command::SetRemote { conn: Conn(1), kind: SdpKind::Answer, sdp: "bo's answer".into() }));
+    assert!(!applying.iter().any(|c| matches!(c, Command::SetRemote { kind: SdpKind::Offer, .. })), "one at a time");
+    // The answer is applied: now stable, so Bo's offer is no collision and is accepted.
+    let next = ana.feed(Input::Done { conn: Conn(1), description: None });
+    assert!(next.contains(&Command::SetRemote { conn: Conn(1), kind: SdpKind::Offer, sdp: "bo's offer".into() }));
+    let answer = ana.feed(Input::Done { conn: Conn(1), description: None });
+    assert!(answer.contains(&Command::CreateAnswer { conn: Conn(1), send: false }));
+}
+
+#[test]
+fn glare_resolves_by_politeness_with_a_rollback() {
+    // Bo (2) is polite towards Ana (1); both offer at once.
+    let mut bo = Page::new();
+    bo.join(2, &[1]);
+    bo.feed(Input::Done { conn: Conn(1), description: Some("bo's offer".into()) });
+    let yields = bo.feed(from(1, 1, 0, vec![offer("ana's offer")]));
+    assert!(yields.contains(&Command::Rollback { conn: Conn(1) }));
+    let applies = bo.feed(Input::Done { conn: Conn(1), description: None });
+    assert!(applies.contains(&Command::SetRemote { conn: Conn(1), kind: SdpKind::Offer, sdp: "ana's offer".into() }));
+}
+
+#[test]
+fn a_link_that_fails_is_restarted_and_one_that_never_connects_is_retried() {
+    let mut ana = Page::new();
+    ana.join(2, &[1]);
+    ana.feed(Input::Done { conn: Conn(1), description: Some("offer".into()) });
+    ana.feed(from(1, 1, 1, vec![Signal::Answer { sdp: "answer".into() }]));
+    ana.feed(Input::Done { conn: Conn(1), description: None });
+    ana.feed(Input::Connection { conn: Conn(1), state: Link::Connected });
+    ana.feed(Input::Connection { conn: Conn(1), state: Link::Failed });
+    // Ana is the polite one (the later member): she lets Bo go first for 1.5 s.
+    let restart = ana.wait(ana.now + 1_600);
+    assert!(
+        restart.contains(&Command::CreateOffer { conn: Conn(1), ice_restart: true, send: false }),
+        "ICE restart soon after a failure: {restart:?}"
+    );
+    // Nobody answers the restart: after a while the offer is rolled back and made again.
+    ana.feed(Input::Done { conn: Conn(1), description: Some("restart".into()) });
+    ana.feed(from(1, 2, 2, vec![]));
+    let retry = ana.wait(ana.now + 10_000);
+    assert!(retry.contains(&Command::Rollback { conn: Conn(1) }), "{retry:?}");
+}
+
+#[test]
+fn camera_on_then_off_before_it_opens_leaves_nothing_running() {
+    let mut ana = Page::new();
+    ana.join(1, &[]);
+    let on = ana.feed(Input::Camera(true));
+    let Some(Command::OpenDevice { request, kind: DeviceKind::Camera, .. }) = on.first().cloned() else {
+        panic!("expected a camera opening: {on:?}")
+    };
+    assert!(ana.feed(Input::Camera(true)).is_empty(), "on twice opens once");
+    ana.feed(Input::Camera(false));
+    let late = ana.feed(Input::DeviceOpened { request, device: Some("cam".into()) });
+    assert_eq!(late, [Command::StopDevice { request }]);
+    assert!(!ana.engine.view().camera_on);
+}
+
+#[test]
+fn testing_the_microphone_then_joining_opens_it_once() {
+    let mut ana = Page::new();
+    let test = ana.feed(Input::TestMicrophone);
+    let join = ana.feed(Input::Join);
+    let openings = test.iter().chain(&join).filter(|c| matches!(c, Command::OpenDevice { .. })).count();
+    assert_eq!(openings, 1);
+    assert!(!join.contains(&Command::OpenSocket), "the socket waits for the microphone");
+    let opened = ana.feed(Input::DeviceOpened { request: Request(1), device: None });
+    assert!(opened.contains(&Command::UseDevice { request: Request(1) }));
+    assert!(opened.contains(&Command::OpenSocket));
+}
+
+#[test]
+fn leaving_while_the_microphone_opens_stops_it_when_it_comes() {
+    let mut ana = Page::new();
+    ana.feed(Input::Join);
+    ana.feed(Input::Leave);
+    let late = ana.feed(Input::DeviceOpened { request: Request(1), device: None });
+    assert_eq!(late, [Command::StopDevice { request: Request(1) }]);
+}
+
+#[test]
+fn messages_from_a_newer_relay_are_ignored_not_fatal() {
+    let mut ana = Page::new();
+    ana.join(1, &[]);
+    let wire = [r#"{"type":"room_closing","in":30}"#, r#"{"type":"error","code":"too_tired","message":""}"#];
+    for frame in wire {
+        let message = ServerMessage::decode(frame).expect("a newer relay's frame still reads");
+        ana.feed(Input::Received(message));
+    }
+    assert_eq!(ana.engine.view().session, Session::Joined);
+    assert_eq!(ana.engine.view().failure, None);
+}
+
+#[test]
+fn a_six_person_mesh_join_stays_under_the_relay_burst() {
+    // A newcomer on a dual-stack phone with TURN: five offers, and ten candidates for each
+    // connection trickling over half a second.
+    let mut ana = Page::new();
+    ana.pong = true;
+    ana.join(6, &[1, 2, 3, 4, 5]);
+    for conn in 1..=5 {
+        ana.feed(Input::Done { conn: Conn(conn), description: Some(format!("offer {conn}")) });
+    }
+    for n in 0..10 {
+        ana.now += 50;
+        for conn in 1..=5 {
+            let candidate = Candidate { candidate: format!("candidate {n}"), sdp_mid: None, sdp_m_line_index: None };
+            ana.feed(Input::LocalCandidate { conn: Conn(conn), candidate });
+        }
+    }
+    ana.wait(10_000);
+    let sent: Vec<(u64, ClientMessage)> = ana
+        .log
+        .iter()
+        .filter_map(|(at, c)| match c {
+            Command::Send(m) => Some((*at, m.clone())),
+            _ => None,
+        })
+        .collect();
+    // The relay's bucket: 60 at once, 20 a second.
+    let mut tokens = 60.0_f64;
+    let mut last = 0;
+    for (at, _) in &sent {
+        tokens = (tokens + (at - last) as f64 / 50.0).min(60.0);
+        last = *at;
+        tokens -= 1.0;
+        assert!(tokens >= 0.0, "over the relay's rate at {at} ms");
+    }
+    let in_first_second = sent.iter().filter(|(at, _)| *at < 1_000).count();
+    let pace = (PACE_BURST + PACE_PER_SECOND) as usize;
+    assert!(in_first_second <= pace, "{in_first_second} messages in the first second");
+    // Everything got out: every offer and all fifty candidates.
+    let delivered: usize = sent
+        .iter()
+        .map(|(_, m)| match m {
+            ClientMessage::Signals { signals, .. } => signals.len(),
+            _ => 0,
+        })
+        .sum();
+    assert!(delivered >= 55, "only {delivered} signals went out");
+    // Distinct numbered messages (nobody acknowledges here, so some go again later).
+    let numbered: std::collections::BTreeSet<(PeerId, u32)> = sent
+        .iter()
+        .filter_map(|(_, m)| match m {
+            ClientMessage::Signals { to, seq, .. } if *seq > 0 => Some((*to, *seq)),
+            _ => None,
+        })
+        .collect();
+    let messages = numbered.len();
+    println!("a 6-person join: {messages} messages for 55 signals, {in_first_second} in the first second");
+    assert!(messages < 55, "candidates that wait for the pacer go out together: {messages} messages");
+}
