@@ -74,6 +74,9 @@ async fn case_05_fields_of_the_wrong_type() -> TestResult {
         r#"{"type":"join","version":1,"room":7}"#,
         r#"{"type":"signal","to":"1","signal":{"kind":"offer","sdp":""}}"#,
         r#"{"type":"signal","to":4294967296,"signal":{"kind":"offer","sdp":""}}"#,
+        r#"{"type":"signals","to":1,"seq":-1,"ack":0}"#,
+        r#"{"type":"signals","to":1,"seq":1,"ack":0,"signals":{"kind":"offer","sdp":""}}"#,
+        r#"{"type":"signals","to":1,"seq":1,"ack":0,"signals":[{"kind":"rollback"}]}"#,
     ];
     refused_and_still_usable(&relay, &frames, ErrorCode::BadMessage).await
 }
@@ -85,6 +88,8 @@ async fn case_06_missing_fields() -> TestResult {
         r#"{"type":"join","room":"x"}"#,
         r#"{"type":"signal","to":1}"#,
         r#"{"type":"signal","to":1,"signal":{"kind":"offer"}}"#,
+        r#"{"type":"signals","to":1,"ack":0}"#,
+        r#"{"type":"signals","seq":1,"ack":0}"#,
     ];
     refused_and_still_usable(&relay, &frames, ErrorCode::BadMessage).await
 }

@@ -208,3 +208,22 @@ async fn a_full_room_refuses_newcomers_with_room_full() -> TestResult {
     assert_eq!(cy.join(&r).await?.1, vec![PeerId(1)]);
     relay.stop().await
 }
+
+#[tokio::test]
+async fn numbered_signals_are_relayed_as_sent_and_a_refusal_names_the_missing_peer() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let (mut ana, mut bo, ana_id, bo_id) = relay.pair(&room(40)).await?;
+    let signals = vec![offer("ana's offer"), offer("and another")];
+    ana.send(&ClientMessage::Signals { to: bo_id, seq: 3, ack: 2, signals: signals.clone() }).await?;
+    assert_eq!(bo.recv().await?, ServerMessage::Signals { from: ana_id, seq: 3, ack: 2, signals });
+    bo.send(&ClientMessage::Signals { to: ana_id, seq: 0, ack: 3, signals: vec![] }).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::Signals { from: bo_id, seq: 0, ack: 3, signals: vec![] });
+
+    // Bo leaves while Ana is not listening: her next signal to him is refused, naming him,
+    // so that her page can forget him.
+    bo.send(&ClientMessage::Leave {}).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::PeerLeft { peer: bo_id });
+    ana.send(&ClientMessage::Signals { to: bo_id, seq: 4, ack: 0, signals: vec![] }).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::unknown_peer(bo_id));
+    relay.stop().await
+}

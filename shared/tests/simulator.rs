@@ -643,8 +643,14 @@ impl Sim {
                 self.after(down_ms, Event::Fault(Fault::RelayUp));
             }
             Fault::RelayUp => self.relay.up = true,
-            Fault::Cut { client, ms } => self.clients[client].cut_until = self.now + ms,
-            Fault::Blackout { client, ms } => self.clients[client].black_until = self.now + ms,
+            Fault::Cut { client, ms } => {
+                let until = &mut self.clients[client].cut_until;
+                *until = (*until).max(self.now + ms);
+            }
+            Fault::Blackout { client, ms } => {
+                let until = &mut self.clients[client].black_until;
+                *until = (*until).max(self.now + ms);
+            }
             Fault::Glare(a, b) => {
                 for (x, y) in [(a, b), (b, a)] {
                     let Some(id) = self.clients[y].engine.me() else { continue };

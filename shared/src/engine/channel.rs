@@ -43,6 +43,9 @@ pub struct Channel {
     backoff: u32,
     /// Acknowledgements in a row that acknowledged nothing new while we had sent more.
     dup_acks: u32,
+    /// When an acknowledgement last made us send everything again: the next one that does
+    /// waits a while, or a burst of old acknowledgements would send it all many times.
+    fast_resent_at: Option<u64>,
     /// An acknowledgement alone must go out, before any data: the peer learns where we
     /// stand even if it has nothing to send us.
     sync_due: bool,
@@ -73,6 +76,7 @@ impl Channel {
             sent_upto: 0,
             backoff: 0,
             dup_acks: 0,
+            fast_resent_at: None,
             sync_due: false,
             expected: 1,
             ack_due: None,
@@ -90,7 +94,7 @@ impl Channel {
 
     /// Reads a numbered message from the peer.
     pub fn receive(&mut self, seq: u32, ack: u32, signals: Vec<Signal>, now: u64) -> Received {
-        self.acknowledged(ack, seq == 0);
+        self.acknowledged(ack, seq == 0, now);
         if seq == 0 {
             return Received::Nothing;
         }
@@ -104,7 +108,7 @@ impl Channel {
         Received::Deliver(signals)
     }
 
-    fn acknowledged(&mut self, ack: u32, alone: bool) {
+    fn acknowledged(&mut self, ack: u32, alone: bool, now: u64) {
         let mut progress = false;
         while self.unacked.front().is_some_and(|(seq, ..)| *seq <= ack) {
             self.unacked.pop_front();
@@ -119,8 +123,10 @@ impl Channel {
         // them again now.
         if self.unacked.front().is_some_and(|(seq, ..)| *seq <= self.sent_upto) {
             self.dup_acks += u32::from(!progress);
-            if alone || self.dup_acks >= 3 {
+            let calm = self.fast_resent_at.is_none_or(|at| now >= at + RESEND_AFTER_MS / 2);
+            if (alone || self.dup_acks >= 3) && calm {
                 self.resend();
+                self.fast_resent_at = Some(now);
             }
         }
     }

@@ -388,6 +388,12 @@ impl Pacer {
         self.at + 1_000u64.saturating_sub(self.tokens_ms).div_ceil(u64::from(PACE_PER_SECOND))
     }
 
+    /// Counts `messages` as sent now.
+    fn charge(&mut self, now: u64, messages: u32) {
+        self.refill(now);
+        self.tokens_ms = self.tokens_ms.saturating_sub(u64::from(messages) * 1_000);
+    }
+
     /// The relay said we went too fast (it runs with lower limits than ours): wait.
     fn empty(&mut self, now: u64) {
         self.tokens_ms = 0;
@@ -551,6 +557,11 @@ impl Engine {
             Input::SocketOpened => self.socket_opened(now),
             Input::SocketClosed => self.socket_lost(now, false),
             Input::Received(message) => {
+                // After a silence, what we sent meanwhile may be reaching the relay only now,
+                // all at once: it counts against what we may send next.
+                if now > self.last_heard + 1_000 {
+                    self.pacer.charge(now, self.unheard);
+                }
                 self.last_heard = now;
                 self.unheard = 0;
                 self.probing = false;
