@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use shared::protocol::{ServerMessage, Signal};
+use shared::protocol::ServerMessage;
 use shared::room::{PeerId, RoomFull, RoomId, Roster};
 use tokio::sync::mpsc;
 
