@@ -22,9 +22,11 @@ use shared::engine::{Candidate, Command, Conn, DeviceKind, Engine, Input, Reques
 use shared::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage};
 use shared::room::{PeerId, RoomId};
 
+/// Faults strike until then (a phone cut off may come back later)...
 const FAULTS_END_MS: u64 = 50_000;
-const SETTLE_MS: u64 = 75_000;
-const END_MS: u64 = FAULTS_END_MS + SETTLE_MS;
+/// ...and the call has this long after the last one ends to settle: a seat left behind by
+/// a phone that came back as someone new lasts the relay's idle timeout at most.
+const SETTLE_MS: u64 = 60_000;
 const ICE_STEP_MS: u64 = 200;
 const RELAY_GRACE_MS: u64 = 30_000;
 const RELAY_IDLE_MS: u64 = 40_000;
@@ -288,6 +290,8 @@ struct Sim {
     next_socket: u64,
     next_desc: u64,
     trace: bool,
+    /// When the run ends.
+    end: u64,
     /// What each person last asked for: in the call, camera on.
     in_call: Vec<bool>,
     camera: Vec<bool>,
@@ -321,6 +325,7 @@ impl Sim {
             next_socket: 0,
             next_desc: 0,
             trace,
+            end: FAULTS_END_MS + SETTLE_MS,
             in_call: vec![false; people],
             camera: vec![false; people],
         };
@@ -392,12 +397,13 @@ impl Sim {
                 self.connect(c, socket);
             }
             Command::CloseSocket { resuming } => {
+                // TCP: the close frame follows what was sent before it, after any cut.
                 if let Some((socket, _)) = self.clients[c].socket.take()
-                    && !self.cut(c)
                     && self.relay.sockets.get(&socket).is_some_and(|s| !s.dead)
                 {
-                    let delay = self.rng.between(1, 30);
-                    self.after(delay, Event::ToRelay { socket, message: close_frame(resuming) });
+                    let at = (self.now.max(self.clients[c].cut_until) + self.rng.between(1, 30))
+                        .max(self.clients[c].last_up);
+                    self.at(at, Event::ToRelay { socket, message: close_frame(resuming) });
                 }
             }
             Command::Send(message) => {
@@ -489,7 +495,7 @@ impl Sim {
             }
             Event::Ice(c) => {
                 self.ice(c);
-                if self.now < END_MS {
+                if self.now < self.end {
                     self.after(ICE_STEP_MS, Event::Ice(c));
                 }
             }
@@ -1106,6 +1112,7 @@ fn script(sim: &mut Sim, people: usize) {
         plan.push((0, Event::Ice(c)));
     }
     let faults = rng.between(0, 8);
+    let mut quiet_from = FAULTS_END_MS;
     for _ in 0..faults {
         let at = rng.between(3_000, FAULTS_END_MS - 5_000);
         let c = rng.below(people as u64) as usize;
@@ -1113,7 +1120,11 @@ fn script(sim: &mut Sim, people: usize) {
             0 => Fault::DropSocket(c),
             1 => Fault::HalfOpen(c),
             2 => Fault::RestartRelay { down_ms: rng.between(0, 3_000) },
-            3 => Fault::Cut { client: c, ms: rng.between(1_000, 40_000) },
+            3 => {
+                let ms = rng.between(1_000, 40_000);
+                quiet_from = quiet_from.max(at + ms);
+                Fault::Cut { client: c, ms }
+            }
             4 => Fault::Blackout { client: c, ms: rng.between(1_000, 15_000) },
             5 | 6 => Fault::Glare(c, (c + 1 + rng.below(people as u64 - 1) as usize) % people),
             _ => Fault::SignalLoss(rng.below(30) as f64 / 100.0),
@@ -1121,6 +1132,7 @@ fn script(sim: &mut Sim, people: usize) {
         plan.push((at, Event::Fault(fault)));
     }
     plan.push((FAULTS_END_MS, Event::Fault(Fault::SignalLoss(0.0))));
+    sim.end = quiet_from + SETTLE_MS;
     for (at, event) in plan {
         sim.at(at, event);
     }
@@ -1130,7 +1142,8 @@ fn run_one(seed: u64, trace: bool) -> Result<(), String> {
     let people = 2 + (seed % 5) as usize;
     let mut sim = Sim::new(seed, people, trace);
     script(&mut sim, people);
-    sim.run(END_MS);
+    let end = sim.end;
+    sim.run(end);
     sim.check()
 }
 
