@@ -1,33 +1,34 @@
-//! The call engine: the microphone, the signaling socket and one [`Peer`] per remote
-//! participant, driven by the relay's messages. It decides nothing itself: roles, states,
-//! levels and retry delays come from [`shared`]; it only applies them to browser objects
-//! and writes what the UI shows into a [`CallView`].
+//! The call: the driver between the call engine ([`shared::engine::Engine`]) and the
+//! browser. It decides nothing: the person's taps, the socket's frames, the devices and
+//! every `RTCPeerConnection` become the engine's [`Input`]s; the engine's [`Command`]s
+//! become browser calls; what the engine shows goes into the [`CallView`] signals the UI
+//! reads. Who offers, perfect negotiation, ICE restarts, the heartbeat, reconnecting and
+//! resuming the seat, and which device runs are all the engine's.
 //!
-//! Losing the relay does not end the call: the peer connections carry the audio on their
-//! own, while the engine reconnects with backoff and resumes its seat with the token the
-//! relay gave it, so the others see no leave and no join.
+//! Besides the engine's view, the driver shows what only the browser knows: our
+//! microphone's level and settings, our camera's stream, the device lists, and each link's
+//! statistics, read once a second and fed to the bitrate controllers.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::{Rc, Weak};
 
 use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use shared::backoff::RECONNECT;
-use shared::call::{CallState, Session, call_state};
-use shared::negotiation::{self, Met};
-use shared::protocol::{CLIENT_PING_INTERVAL, CLIENT_RELAY_TIMEOUT, ClientMessage, PROTOCOL_VERSION, ServerMessage};
+use shared::call::{CallState, Link, Session, call_state};
+use shared::engine::{Command, Conn, DeviceKind, Engine, Ice, Input, Request};
+use shared::protocol::CLOSE_RESUMING;
 use shared::room::{PeerId, RoomId};
 use shared::stats::Quality;
 use wasm_bindgen::JsCast;
-use web_sys::MediaStream;
+use web_sys::{MediaStream, MediaStreamTrack};
 
 use crate::error::CallError;
 use crate::media::{self, Device, MeterContext, MicMeter, MicSettings};
-use crate::peer::{Ice, Peer, PeerView};
-use crate::signaling::{Socket, SocketEvent};
+use crate::peer::{Operation, Peer, PeerEvent, PeerView};
+use crate::signaling::{CLOSE_NORMAL, Socket, SocketEvent};
 
 /// How often statistics are read: once a second, like the quality panels of the best
 /// calling apps; the level meter and the byte counters follow it.
@@ -95,231 +96,371 @@ impl CallView {
 /// A call in one room. Cheap to clone; every clone drives the same call.
 #[derive(Clone)]
 pub struct Call {
-    inner: Rc<Inner>,
-}
-
-struct Inner {
-    room: RoomId,
-    view: CallView,
-    /// The reactive owner of the room page, so that signals made for newcomers are
-    /// disposed with the page rather than leaked.
-    owner: Owner,
-    /// The next [`PeerView::key`].
-    next_key: std::cell::Cell<u64>,
-    state: RefCell<State>,
-}
-
-/// Everything that lives only while joined; dropping it ends the call.
-#[derive(Default)]
-struct State {
-    socket: Option<Socket>,
-    me: Option<PeerId>,
-    /// The token that gets our seat back after a dropped socket.
-    resume: Option<String>,
-    ice: Ice,
-    microphone: Option<MediaStream>,
-    meter: Option<MicMeter>,
-    peers: BTreeMap<PeerId, Peer>,
-    stats: Option<Interval>,
-    /// Pings the relay and notices when it stops answering.
-    heartbeat: Option<Interval>,
-    /// When the relay last said anything (`Date.now()`, ms).
-    last_heard: f64,
-    /// Reconnection attempts since the relay was lost.
-    attempt: u32,
-    reconnect: Option<Timeout>,
-    /// Leaves the room when the page goes away (reload, tab closed).
-    _pagehide: Option<EventListener>,
+    driver: Rc<Driver>,
 }
 
 impl Call {
     /// A call in `room`, not joined yet. Must be made inside the page's reactive owner.
     pub fn new(room: RoomId) -> Self {
-        let owner = Owner::current().unwrap_or_default();
-        let inner =
-            Inner { room, view: CallView::new(), owner, next_key: Default::default(), state: RefCell::default() };
-        Self { inner: Rc::new(inner) }
+        // The engine's randomness only spreads reconnection attempts: Math.random will do.
+        let seed = (js_sys::Math::random() * (1u64 << 53) as f64) as u64;
+        let driver = Driver {
+            engine: RefCell::new(Engine::new(room, seed)),
+            view: CallView::new(),
+            owner: Owner::current().unwrap_or_default(),
+            inbox: RefCell::default(),
+            feeding: Cell::new(false),
+            disposed: Cell::new(false),
+            socket: RefCell::new(None),
+            generation: Cell::new(0),
+            mesh: RefCell::default(),
+            devices: RefCell::default(),
+            stats: RefCell::new(None),
+            timer: RefCell::new(None),
+            pagehide: RefCell::new(None),
+        };
+        Self { driver: Rc::new(driver) }
     }
 
     /// What the UI shows.
     pub fn view(&self) -> CallView {
-        self.inner.view
+        self.driver.view
     }
 
     /// Opens the microphone and joins the room. Call it from a click: phones unlock the
     /// microphone and audio playback only in a user gesture.
     pub fn join(&self) {
-        spawn_local(self.inner.clone().join(MicMeter::context()));
+        let driver = &self.driver;
+        if driver.pagehide.borrow().is_none() {
+            // Leaves the room when the page goes away (reload, tab closed).
+            let weak = Rc::downgrade(driver);
+            let pagehide = EventListener::new(&window(), "pagehide", move |_| with(&weak, |d| d.feed(Input::Leave)));
+            *driver.pagehide.borrow_mut() = Some(pagehide);
+        }
+        driver.click(Input::Join);
     }
 
     /// Opens the microphone before joining, so the person can see the meter move; joining
     /// then uses the same microphone. Call it from a click, like [`Call::join`].
     pub fn test_microphone(&self) {
-        let inner = self.inner.clone();
-        let context = MicMeter::context();
-        spawn_local(async move {
-            inner.view.error.set(None);
-            if let Err(error) = inner.microphone(context).await {
-                inner.fail(error);
-            }
-        });
+        self.driver.click(Input::TestMicrophone);
     }
 
     /// Mutes or unmutes our microphone. The track stays and sends silence, so unmuting is
     /// instant and needs no renegotiation.
     pub fn set_muted(&self, muted: bool) {
-        self.inner.view.muted.set(muted);
-        if let Some(microphone) = &self.inner.state.borrow().microphone {
-            media::set_enabled(microphone, !muted);
-        }
+        self.driver.feed(Input::Mute(muted));
     }
 
     /// Turns our camera on or off, mid-call, without touching the audio. Off stops the
     /// camera track, which releases the device.
     pub fn set_camera(&self, on: bool) {
-        let inner = self.inner.clone();
-        inner.view.camera_on.set(on);
-        spawn_local(async move {
-            let view = inner.view;
-            view.device_error.set(None);
-            if let Some(camera) = view.camera.get_untracked() {
-                media::stop(&camera);
-            }
-            let camera = if on {
-                match media::open_camera(view.camera_device.get_untracked().as_deref()).await {
-                    Ok(camera) => {
-                        view.camera_device.set(media::device_of(&camera, "video"));
-                        inner.refresh_devices();
-                        Some(camera)
-                    }
-                    Err(error) => {
-                        view.camera_on.set(false);
-                        view.device_error.set(Some(error));
-                        None
-                    }
-                }
-            } else {
-                None
-            };
-            // The person may have left while the camera was starting.
-            if view.session.get_untracked() == Session::Ended || inner.state.borrow().microphone.is_none() {
-                if let Some(camera) = &camera {
-                    media::stop(camera);
-                }
-                return;
-            }
-            for peer in inner.state.borrow().peers.values() {
-                peer.set_video(camera.as_ref());
-            }
-            view.camera.set(camera);
-        });
+        self.driver.feed(Input::Camera(on));
     }
 
     /// Switches to the microphone `device`, mid-call too: the new track replaces the old
     /// one on every connection, with no renegotiation. If it cannot open, the old one stays
-    /// and the page says why.
+    /// and the page says why. Call it from the picker's change (a user gesture).
     pub fn choose_microphone(&self, device: String) {
-        let inner = self.inner.clone();
-        let context = MicMeter::context();
-        let view = inner.view;
-        view.microphone_device.set(Some(device.clone()));
-        view.device_error.set(None);
-        spawn_local(async move {
-            let Some(current) = inner.state.borrow().microphone.clone() else { return };
-            match media::open_microphone(Some(&device)).await {
-                Ok(fresh) => inner.swap_microphone(&current, &fresh, context),
-                Err(error) => {
-                    view.microphone_device.set(media::device_of(&current, "audio"));
-                    view.device_error.set(Some(error));
-                }
-            }
-        });
+        self.driver.click(Input::Pick(DeviceKind::Microphone, device));
     }
 
     /// Switches to the camera `device`; if the camera is on, it restarts on that device.
     pub fn choose_camera(&self, device: String) {
-        self.inner.view.camera_device.set(Some(device));
-        if self.inner.view.camera_on.get_untracked() {
-            self.set_camera(true);
-        }
+        self.driver.feed(Input::Pick(DeviceKind::Camera, device));
     }
 
-    /// Leaves the room, closes every connection and releases the microphone.
+    /// Leaves the room, closes every connection and releases the microphone and camera.
     pub fn leave(&self) {
-        self.inner.leave();
+        self.driver.feed(Input::Leave);
     }
 
-    /// Releases everything without touching the UI (the page is going away).
+    /// Leaves and releases everything without touching the UI (the page is going away).
     pub fn dispose(&self) {
-        self.inner.hang_up();
+        self.driver.disposed.set(true);
+        self.driver.pagehide.borrow_mut().take();
+        self.driver.feed(Input::Leave);
     }
 }
 
-impl Inner {
-    async fn join(self: Rc<Self>, meter_context: Option<MeterContext>) {
-        // A fresh session; a microphone opened for a test before joining stays.
-        self.disconnect();
-        let view = self.view;
-        view.error.set(None);
-        view.peer_left.set(false);
-        view.session.set(Session::Joining);
-        if let Err(error) = self.microphone(meter_context).await {
-            return self.fail(error);
+/// Everything the call holds: the engine and the browser objects its commands act on.
+struct Driver {
+    engine: RefCell<Engine>,
+    view: CallView,
+    /// The reactive owner of the room page, so that signals made for newcomers are
+    /// disposed with the page rather than leaked.
+    owner: Owner,
+    /// Inputs waiting for the engine: those that arrive while commands are being applied
+    /// are handled after them, in order.
+    inbox: RefCell<VecDeque<Input>>,
+    feeding: Cell<bool>,
+    /// The page is going away: its signals may be gone.
+    disposed: Cell<bool>,
+    socket: RefCell<Option<Socket>>,
+    /// Counts the sockets opened: a socket's events count only while it is the current one.
+    generation: Cell<u64>,
+    /// One connection per remote peer, by the engine's key.
+    mesh: RefCell<BTreeMap<Conn, Peer>>,
+    devices: RefCell<Devices>,
+    /// Reads every link's statistics once a second while there is a link.
+    stats: RefCell<Option<Interval>>,
+    /// Wakes the engine at its deadline.
+    timer: RefCell<Option<Timeout>>,
+    /// Leaves the room when the page goes away.
+    pagehide: RefCell<Option<EventListener>>,
+}
+
+/// Our microphone and camera: every opening the engine asked for, and which ones are in use.
+#[derive(Default)]
+struct Devices {
+    /// The openings not stopped yet, by request.
+    opened: BTreeMap<Request, Opening>,
+    /// The microphone in use.
+    microphone: Option<Request>,
+    /// The camera in use.
+    camera: Option<Request>,
+    /// The level meter on the microphone in use.
+    meter: Option<MicMeter>,
+    /// An audio context made in the click being handled, for the meter of a microphone
+    /// that click opens (made later, it may stay suspended).
+    click: Option<MeterContext>,
+    muted: bool,
+}
+
+/// One `getUserMedia` call.
+struct Opening {
+    kind: DeviceKind,
+    /// The device's stream, once it opened.
+    stream: Option<MediaStream>,
+    /// The audio context for a microphone's meter, from the click that asked for it.
+    meter: Option<MeterContext>,
+}
+
+impl Devices {
+    /// The stream of the device of `kind` in use.
+    fn current(&self, kind: DeviceKind) -> Option<MediaStream> {
+        let request = match kind {
+            DeviceKind::Microphone => self.microphone,
+            DeviceKind::Camera => self.camera,
+        }?;
+        self.opened.get(&request)?.stream.clone()
+    }
+}
+
+impl Driver {
+    /// Hands `input` to the engine and carries out what it asks, then shows the result and
+    /// sets the timer for its next deadline.
+    fn feed(self: &Rc<Self>, input: Input) {
+        self.inbox.borrow_mut().push_back(input);
+        // A browser call made while applying commands may report at once: its input waits
+        // its turn rather than reach the engine in the middle of the last one's commands.
+        if self.feeding.replace(true) {
+            return;
         }
-        let weak = Rc::downgrade(&self);
-        let pagehide = EventListener::new(&window(), "pagehide", move |_| with(&weak, |inner| inner.leave()));
-        self.state.borrow_mut()._pagehide = Some(pagehide);
-        self.connect();
+        loop {
+            let Some(input) = self.inbox.borrow_mut().pop_front() else { break };
+            let commands = {
+                let mut engine = self.engine.borrow_mut();
+                engine.handle(input, now());
+                engine.commands()
+            };
+            for command in commands {
+                self.apply(command);
+            }
+        }
+        self.feeding.set(false);
+        self.show();
+        self.rearm();
     }
 
-    /// Our microphone, opened (with its meter) if it is not yet.
-    async fn microphone(&self, meter_context: Option<MeterContext>) -> Result<MediaStream, CallError> {
-        if let Some(microphone) = self.state.borrow().microphone.clone() {
-            return Ok(microphone);
-        }
-        let view = self.view;
-        let microphone = media::open_microphone(view.microphone_device.get_untracked().as_deref()).await?;
-        media::set_enabled(&microphone, !view.muted.get_untracked());
-        self.state.borrow_mut().microphone = Some(microphone.clone());
-        self.microphone_opened(&microphone, meter_context);
-        Ok(microphone)
+    /// Feeds `input` with an audio context made in this click, in case the microphone
+    /// opens: its meter needs one made in a user gesture. Closed at once if not used.
+    fn click(self: &Rc<Self>, input: Input) {
+        self.devices.borrow_mut().click = MicMeter::context();
+        self.feed(input);
+        self.devices.borrow_mut().click = None;
     }
 
-    /// Shows what the browser made of a newly opened microphone, and meters it.
-    fn microphone_opened(&self, microphone: &MediaStream, meter_context: Option<MeterContext>) {
-        let view = self.view;
-        view.mic.set(MicSettings::of(microphone));
-        view.microphone_device.set(media::device_of(microphone, "audio"));
-        // The meter is a comfort, not a requirement: a browser without Web Audio still calls.
-        let meter = meter_context.and_then(|context| MicMeter::start(context, microphone, view.mic_level).ok());
-        if meter.is_none() {
-            leptos::logging::warn!("no microphone meter in this browser");
+    fn apply(self: &Rc<Self>, command: Command) {
+        match command {
+            Command::OpenSocket => self.open_socket(),
+            Command::CloseSocket { resuming } => {
+                let socket = self.socket.borrow_mut().take();
+                if let Some(socket) = socket {
+                    socket.close(if resuming { CLOSE_RESUMING } else { CLOSE_NORMAL });
+                }
+            }
+            Command::Send(message) => match self.socket.borrow().as_ref() {
+                Some(socket) => socket.send(&message),
+                None => leptos::logging::warn!("no socket to the relay; {message:?} dropped"),
+            },
+            Command::OpenDevice { request, kind, device } => self.open_device(request, kind, device),
+            Command::UseDevice { request } => self.use_device(request),
+            Command::StopDevice { request } => self.stop_device(request),
+            Command::Mute(muted) => {
+                let mut devices = self.devices.borrow_mut();
+                devices.muted = muted;
+                if let Some(microphone) = devices.current(DeviceKind::Microphone) {
+                    media::set_enabled(&microphone, !muted);
+                }
+            }
+            Command::OpenConnection { conn, peer, ice } => self.open_connection(conn, peer, &ice),
+            Command::CreateOffer { conn, ice_restart, send } => {
+                if send {
+                    self.start_sending(conn);
+                }
+                self.operate(conn, |peer| peer.offer(ice_restart));
+            }
+            Command::CreateAnswer { conn, send } => {
+                if send {
+                    self.start_sending(conn);
+                }
+                self.operate(conn, Peer::answer);
+            }
+            Command::Rollback { conn } => self.operate(conn, Peer::rollback),
+            Command::SetRemote { conn, kind, sdp } => self.operate(conn, |peer| peer.set_remote(kind, &sdp)),
+            Command::AddCandidates { conn, candidates } => {
+                self.operate(conn, move |peer| peer.add_candidates(candidates));
+            }
+            Command::CloseConnection { conn } => {
+                let closed = self.mesh.borrow_mut().remove(&conn);
+                // Dropping it closes the connection and removes its listeners.
+                drop(closed);
+                if self.mesh.borrow().is_empty() {
+                    self.stats.borrow_mut().take();
+                }
+            }
         }
-        self.state.borrow_mut().meter = meter;
+    }
+
+    fn open_socket(self: &Rc<Self>) {
+        let generation = self.generation.get() + 1;
+        self.generation.set(generation);
+        let weak = Rc::downgrade(self);
+        let opened = Socket::open(move |event| with(&weak, |driver| driver.on_socket(generation, event)));
+        let failed = opened.is_err();
+        match opened {
+            Ok(socket) => *self.socket.borrow_mut() = Some(socket),
+            Err(error) => leptos::logging::warn!("could not open a socket to the relay: {error}"),
+        }
+        if failed {
+            self.feed(Input::SocketClosed);
+        }
+    }
+
+    fn on_socket(self: &Rc<Self>, generation: u64, event: SocketEvent) {
+        // A socket closed or replaced since is not heard.
+        if generation != self.generation.get() || self.socket.borrow().is_none() {
+            return;
+        }
+        let input = match event {
+            SocketEvent::Opened => Input::SocketOpened,
+            SocketEvent::Received(message) => Input::Received(message),
+            SocketEvent::Closed => {
+                self.socket.borrow_mut().take();
+                Input::SocketClosed
+            }
+        };
+        self.feed(input);
+    }
+
+    fn open_device(self: &Rc<Self>, request: Request, kind: DeviceKind, device: Option<String>) {
+        {
+            let mut devices = self.devices.borrow_mut();
+            let meter = match kind {
+                DeviceKind::Microphone => devices.click.take(),
+                DeviceKind::Camera => None,
+            };
+            devices.opened.insert(request, Opening { kind, stream: None, meter });
+        }
+        let weak = Rc::downgrade(self);
+        spawn_local(async move {
+            let (opened, track_kind) = match kind {
+                DeviceKind::Microphone => (media::open_microphone(device.as_deref()).await, "audio"),
+                DeviceKind::Camera => (media::open_camera(device.as_deref()).await, "video"),
+            };
+            let Some(driver) = weak.upgrade() else {
+                // The page is gone: release the device at once.
+                if let Ok(stream) = &opened {
+                    media::stop(stream);
+                }
+                return;
+            };
+            let input = match opened {
+                Ok(stream) => {
+                    let device = media::device_of(&stream, track_kind);
+                    match driver.devices.borrow_mut().opened.get_mut(&request) {
+                        Some(opening) => opening.stream = Some(stream),
+                        None => media::stop(&stream),
+                    }
+                    Input::DeviceOpened { request, device }
+                }
+                Err(error) => {
+                    leptos::logging::warn!("{kind:?} did not open: {error:?}");
+                    driver.devices.borrow_mut().opened.remove(&request);
+                    Input::DeviceFailed { request, error }
+                }
+            };
+            driver.feed(input);
+        });
+    }
+
+    fn use_device(&self, request: Request) {
+        let mut devices = self.devices.borrow_mut();
+        let Some(opening) = devices.opened.get_mut(&request) else { return };
+        let Some(stream) = opening.stream.clone() else { return };
+        let (kind, context) = (opening.kind, opening.meter.take());
+        match kind {
+            DeviceKind::Microphone => {
+                media::set_enabled(&stream, !devices.muted);
+                for track in stream.get_audio_tracks() {
+                    let track: MediaStreamTrack = track.unchecked_into();
+                    for peer in self.mesh.borrow().values() {
+                        peer.replace_audio(&track);
+                    }
+                }
+                devices.microphone = Some(request);
+                // The old meter's context closes before the new one starts. The meter is a
+                // comfort, not a requirement: a browser without Web Audio still calls.
+                devices.meter = None;
+                devices.meter = context
+                    .or_else(MicMeter::context)
+                    .and_then(|context| MicMeter::start(context, &stream, self.view.mic_level).ok());
+                if devices.meter.is_none() {
+                    leptos::logging::warn!("no microphone meter in this browser");
+                }
+                self.view.mic.set(MicSettings::of(&stream));
+            }
+            DeviceKind::Camera => {
+                devices.camera = Some(request);
+                for peer in self.mesh.borrow().values().filter(|peer| peer.sending()) {
+                    peer.set_video(Some(&stream));
+                }
+                self.view.camera.set(Some(stream));
+            }
+        }
         self.refresh_devices();
     }
 
-    /// Moves `fresh`'s audio track into our `current` microphone stream, which every
-    /// connection and the meter use, and stops the old track.
-    fn swap_microphone(&self, current: &MediaStream, fresh: &MediaStream, meter_context: Option<MeterContext>) {
-        // The person may have left while the device was opening.
-        if self.state.borrow().microphone.is_none() {
-            return media::stop(fresh);
+    fn stop_device(&self, request: Request) {
+        let mut devices = self.devices.borrow_mut();
+        let Some(opening) = devices.opened.remove(&request) else { return };
+        if let Some(stream) = &opening.stream {
+            media::stop(stream);
         }
-        for old in current.get_audio_tracks() {
-            let old: web_sys::MediaStreamTrack = old.unchecked_into();
-            old.stop();
-            current.remove_track(&old);
+        if devices.microphone == Some(request) {
+            devices.microphone = None;
+            devices.meter = None;
+            self.view.mic_level.set(0.0);
+            self.view.mic.set(None);
         }
-        media::set_enabled(fresh, !self.view.muted.get_untracked());
-        for track in fresh.get_audio_tracks() {
-            let track: web_sys::MediaStreamTrack = track.unchecked_into();
-            current.add_track(&track);
-            for peer in self.state.borrow().peers.values() {
-                peer.replace_audio(&track);
+        if devices.camera == Some(request) {
+            devices.camera = None;
+            for peer in self.mesh.borrow().values().filter(|peer| peer.sending()) {
+                peer.set_video(None);
             }
+            self.view.camera.set(None);
         }
-        self.microphone_opened(current, meter_context);
     }
 
     /// Reads the lists of microphones and cameras again (names appear once a device of the
@@ -332,168 +473,110 @@ impl Inner {
         });
     }
 
-    /// Opens a socket to the relay; the join (or resume) goes out when it opens.
-    fn connect(self: &Rc<Self>) {
+    fn open_connection(self: &Rc<Self>, conn: Conn, peer: PeerId, ice: &Ice) {
+        let view = self.owner.with(|| PeerView::new(peer, conn.0));
         let weak = Rc::downgrade(self);
-        match Socket::open(move |event| with(&weak, |inner| inner.on_socket(event))) {
-            Ok(socket) => self.state.borrow_mut().socket = Some(socket),
-            Err(error) => self.fail(error),
+        let report = move |event| {
+            let input = match event {
+                PeerEvent::Candidate(candidate) => Input::LocalCandidate { conn, candidate },
+                PeerEvent::Connection(state) => Input::Connection { conn, state },
+                PeerEvent::NegotiationNeeded => Input::NegotiationNeeded { conn },
+            };
+            with(&weak, |driver| driver.feed(input));
+        };
+        match Peer::new(view, ice, report) {
+            Ok(connection) => {
+                self.mesh.borrow_mut().insert(conn, connection);
+            }
+            Err(error) => {
+                leptos::logging::warn!("no connection to {peer}: {error:?}");
+                self.feed(Input::Connection { conn, state: Link::Failed });
+            }
+        }
+        if self.stats.borrow().is_none() {
+            let weak = Rc::downgrade(self);
+            *self.stats.borrow_mut() = Some(Interval::new(STATS_PERIOD_MS, move || with(&weak, Driver::read_stats)));
         }
     }
 
-    fn on_socket(self: &Rc<Self>, event: SocketEvent) {
-        match event {
-            SocketEvent::Open => {
-                let resume = self.state.borrow().resume.clone();
-                self.send(&ClientMessage::Join { version: PROTOCOL_VERSION, room: self.room.to_string(), resume });
-                self.start_heartbeat();
-            }
-            SocketEvent::Message(message) => {
-                self.state.borrow_mut().last_heard = js_sys::Date::now();
-                self.on_message(message);
-            }
-            SocketEvent::Closed => match self.view.session.get_untracked() {
-                Session::Joining => self.fail(CallError::RelayUnreachable),
-                Session::Joined | Session::Lost => self.lost(),
-                _ => {}
-            },
+    /// Puts our microphone and camera on `conn`, before its first description.
+    fn start_sending(&self, conn: Conn) {
+        let devices = self.devices.borrow();
+        let (microphone, camera) = (devices.current(DeviceKind::Microphone), devices.current(DeviceKind::Camera));
+        if let Some(peer) = self.mesh.borrow().get(&conn) {
+            peer.send(microphone.as_ref(), camera.as_ref());
         }
     }
 
-    fn start_heartbeat(self: &Rc<Self>) {
+    /// Starts an operation on `conn` and reports its outcome to the engine, unless the
+    /// connection was closed meanwhile.
+    fn operate<F>(self: &Rc<Self>, conn: Conn, start: impl FnOnce(&Peer) -> F)
+    where
+        F: Future<Output = Operation> + 'static,
+    {
+        let operation = self.mesh.borrow().get(&conn).map(start);
+        let Some(operation) = operation else {
+            // A connection the browser would not make.
+            return self.feed(Input::OperationFailed { conn, error: "no such connection".to_owned() });
+        };
         let weak = Rc::downgrade(self);
-        let heartbeat = Interval::new(CLIENT_PING_INTERVAL.as_millis() as u32, move || {
-            with(&weak, |inner| {
-                let silent_for = js_sys::Date::now() - inner.state.borrow().last_heard;
-                if silent_for > CLIENT_RELAY_TIMEOUT.as_millis() as f64 {
-                    leptos::logging::warn!("the relay stopped answering");
-                    if let Some(socket) = &inner.state.borrow().socket {
-                        socket.close_resuming();
-                    }
-                    inner.lost();
-                } else {
-                    inner.send(&ClientMessage::Ping {});
+        spawn_local(async move {
+            let input = match operation.await {
+                Ok(description) => Input::Done { conn, description },
+                Err(error) => {
+                    leptos::logging::warn!("an operation on a connection failed: {error:?}");
+                    Input::OperationFailed { conn, error: format!("{error:?}") }
                 }
-            })
+            };
+            with(&weak, |driver| {
+                let open = driver.mesh.borrow().contains_key(&conn);
+                if open {
+                    driver.feed(input);
+                }
+            });
         });
-        let mut state = self.state.borrow_mut();
-        state.last_heard = js_sys::Date::now();
-        state.heartbeat = Some(heartbeat);
     }
 
-    /// The relay is gone: keep the peer connections (audio flows without the relay) and
-    /// try again after the backoff delay.
-    fn lost(self: &Rc<Self>) {
-        let delay = {
-            let mut state = self.state.borrow_mut();
-            state.socket = None;
-            state.heartbeat = None;
-            let delay = RECONNECT.delay(state.attempt, js_sys::Math::random());
-            state.attempt = state.attempt.saturating_add(1);
-            delay
-        };
-        self.view.session.set(Session::Lost);
-        let weak = Rc::downgrade(self);
-        let retry = Timeout::new(delay.as_millis() as u32, move || with(&weak, Inner::connect));
-        self.state.borrow_mut().reconnect = Some(retry);
-    }
-
-    fn on_message(self: &Rc<Self>, message: ServerMessage) {
-        match message {
-            ServerMessage::Joined { you, peers, ice_servers, ice_transport_policy, resume, resumed, .. } => {
-                let ice = Ice { servers: ice_servers, policy: ice_transport_policy };
-                self.on_joined(you, peers, ice, resume, resumed)
-            }
-            ServerMessage::PeerJoined { peer } => {
-                self.view.peer_left.set(false);
-                self.add_peer(peer, Met::Arrived);
-            }
-            ServerMessage::PeerLeft { peer } => self.remove_peer(peer),
-            ServerMessage::Signal { from, signal } => {
-                if !self.state.borrow().peers.contains_key(&from) {
-                    self.add_peer(from, Met::Arrived);
-                }
-                if let Some(peer) = self.state.borrow().peers.get(&from) {
-                    peer.on_signal(signal);
-                }
-            }
-            ServerMessage::Pong {} => {}
-            ServerMessage::Error { code, message } => {
-                leptos::logging::warn!("relay refused: {} ({message})", code.as_str());
-                // Refusals of a join end the attempt; others (a signal to someone who just
-                // left, a burst over the rate limit) are passing and need no action.
-                if let Some(error) = CallError::from_code(code) {
-                    self.fail(error);
-                }
-            }
+    /// Writes what the engine shows into the UI's signals, each only if it changed.
+    fn show(&self) {
+        if self.disposed.get() {
+            return;
+        }
+        let shown = self.engine.borrow().view();
+        let view = self.view;
+        change(view.session, shown.session);
+        change(view.error, shown.failure.as_ref().map(CallError::from_failure));
+        change(view.device_error, shown.device_failure.as_ref().map(CallError::from_device));
+        change(view.peer_left, shown.peer_left);
+        change(view.muted, shown.muted);
+        change(view.camera_on, shown.camera_on);
+        change(view.microphone_device, shown.microphone);
+        change(view.camera_device, shown.camera);
+        let mesh = self.mesh.borrow();
+        let peers: Vec<PeerView> = shown
+            .peers
+            .iter()
+            .filter_map(|shown| {
+                let peer = mesh.get(&shown.conn)?.view();
+                change(peer.link, shown.link);
+                Some(peer)
+            })
+            .collect();
+        if view.peers.with_untracked(|now| now.iter().map(|p| p.key).ne(peers.iter().map(|p| p.key))) {
+            view.peers.set(peers);
         }
     }
 
-    fn on_joined(self: &Rc<Self>, you: PeerId, peers: Vec<PeerId>, ice: Ice, resume: String, resumed: bool) {
-        {
-            let mut state = self.state.borrow_mut();
-            state.me = Some(you);
-            state.resume = Some(resume);
-            state.ice = ice;
-            state.attempt = 0;
-            if state.stats.is_none() {
-                let weak = Rc::downgrade(self);
-                state.stats = Some(Interval::new(STATS_PERIOD_MS, move || with(&weak, Inner::read_stats)));
-            }
-        }
-        self.view.session.set(Session::Joined);
-        if resumed {
-            // Same seat: keep every connection; forget those who left while we were away.
-            // Those who came meanwhile offer to us, as newcomers do.
-            let known: Vec<PeerId> = self.state.borrow().peers.keys().copied().collect();
-            for peer in known.into_iter().filter(|p| !peers.contains(p)) {
-                self.remove_peer(peer);
-            }
-        } else {
-            // A new seat (first join, or the relay forgot us, perhaps handing out the same
-            // id again): start over with everyone.
-            self.state.borrow_mut().peers.clear();
-            self.view.peers.set(Vec::new());
-            for peer in peers {
-                self.add_peer(peer, Met::WasThere);
-            }
-        }
-    }
-
-    fn add_peer(self: &Rc<Self>, id: PeerId, met: Met) {
-        let (role, ice, microphone) = {
-            let state = self.state.borrow();
-            let (Some(me), Some(microphone)) = (state.me, state.microphone.clone()) else { return };
-            if state.peers.contains_key(&id) {
-                return;
-            }
-            (negotiation::role(me, id, met), state.ice.clone(), microphone)
-        };
-        let key = self.next_key.replace(self.next_key.get() + 1);
-        let view = self.owner.with(|| PeerView::new(id, key));
-        let weak = Rc::downgrade(self);
-        let send = move |signal| with(&weak, |inner| inner.send(&ClientMessage::Signal { to: id, signal }));
-        match Peer::new(view, role, &ice, microphone, send) {
-            Ok(peer) => {
-                if let Some(camera) = self.view.camera.get_untracked() {
-                    peer.set_video(Some(&camera));
-                }
-                self.state.borrow_mut().peers.insert(id, peer);
-                self.view.peers.update(|peers| {
-                    peers.push(view);
-                    peers.sort_by_key(|p| p.id);
-                });
-            }
-            Err(error) => self.fail(error),
-        }
-    }
-
-    fn remove_peer(&self, id: PeerId) {
-        self.state.borrow_mut().peers.remove(&id);
-        self.view.peers.update(|peers| peers.retain(|p| p.id != id));
-        if self.view.peers.with_untracked(Vec::is_empty) {
-            self.view.peer_left.set(true);
-        }
+    /// Sets the timer for the engine's next deadline (none: nothing is waiting).
+    fn rearm(self: &Rc<Self>) {
+        let deadline = self.engine.borrow().deadline();
+        let timer = deadline.map(|at| {
+            let wait = at.saturating_sub(now()).min(u64::from(u32::MAX)) as u32;
+            let weak = Rc::downgrade(self);
+            Timeout::new(wait, move || with(&weak, |driver| driver.feed(Input::Tick)))
+        });
+        // Dropping the old timer cancels it.
+        *self.timer.borrow_mut() = timer;
     }
 
     /// Reads every link's statistics; turns each into a second's quality, which the UI
@@ -504,18 +587,20 @@ impl Inner {
             if view.showing_video.get_untracked() != showing {
                 view.showing_video.set(showing);
             }
-            let reading = match self.state.borrow().peers.get(&view.id) {
+            let conn = Conn(view.key);
+            let reading = match self.mesh.borrow().get(&conn) {
                 Some(peer) => peer.stats(),
                 None => continue,
             };
-            let inner = self.clone();
+            let weak = Rc::downgrade(self);
             spawn_local(async move {
                 let Ok((sample, max_bitrate)) = reading.await else { return };
+                let Some(driver) = weak.upgrade().filter(|driver| !driver.disposed.get()) else { return };
                 let before = view.stats.get_untracked();
                 // The first reading has nothing to compare with.
                 if before.at_ms > 0.0 {
                     let quality = Quality::between(&before, &sample);
-                    if let Some(peer) = inner.state.borrow().peers.get(&view.id) {
+                    if let Some(peer) = driver.mesh.borrow().get(&conn) {
                         let now = js_sys::Date::now();
                         view.video_tier.set(peer.adapt(now, &quality, max_bitrate));
                         view.hint.set(peer.hint(now, &quality));
@@ -527,67 +612,24 @@ impl Inner {
             });
         }
     }
+}
 
-    fn send(&self, message: &ClientMessage) {
-        if let Some(socket) = &self.state.borrow().socket {
-            socket.send(message);
-        }
-    }
+/// The engine's clock: milliseconds since the epoch.
+fn now() -> u64 {
+    js_sys::Date::now() as u64
+}
 
-    fn leave(&self) {
-        self.send(&ClientMessage::Leave {});
-        self.hang_up();
-        self.view.session.set(Session::Ended);
-    }
-
-    fn fail(&self, error: CallError) {
-        leptos::logging::warn!("call failed: {error:?}");
-        self.hang_up();
-        self.view.error.set(Some(error));
-        self.view.session.set(Session::Failed);
-    }
-
-    /// Ends the session with the relay and every peer connection; keeps the devices.
-    fn disconnect(&self) {
-        let connections = {
-            let mut state = self.state.borrow_mut();
-            let devices = (state.microphone.take(), state.meter.take());
-            let connections = std::mem::take(&mut *state);
-            (state.microphone, state.meter) = devices;
-            connections
-        };
-        // Dropping the old state closes the peer connections and the socket, and stops
-        // every timer and listener.
-        drop(connections);
-        self.view.peers.set(Vec::new());
-    }
-
-    /// Ends everything and releases the microphone and camera (their in-use indicators go
-    /// off).
-    fn hang_up(&self) {
-        self.disconnect();
-        let (microphone, meter) = {
-            let mut state = self.state.borrow_mut();
-            (state.microphone.take(), state.meter.take())
-        };
-        if let Some(microphone) = &microphone {
-            media::stop(microphone);
-        }
-        drop(meter);
-        if let Some(camera) = self.view.camera.get_untracked() {
-            media::stop(&camera);
-        }
-        self.view.camera.set(None);
-        self.view.camera_on.set(false);
-        self.view.mic_level.set(0.0);
-        self.view.mic.set(None);
+/// Sets `signal` to `value` if that changes it (a set wakes every view that reads it).
+fn change<T: PartialEq + Send + Sync + 'static>(signal: RwSignal<T>, value: T) {
+    if signal.with_untracked(|current| *current != value) {
+        signal.set(value);
     }
 }
 
 /// Runs `f` on the call if it still exists: callbacks hold a weak reference, so a closed
 /// page's late events do nothing.
-fn with(weak: &Weak<Inner>, f: impl FnOnce(&Rc<Inner>)) {
-    if let Some(inner) = weak.upgrade() {
-        f(&inner);
+fn with(weak: &Weak<Driver>, f: impl FnOnce(&Rc<Driver>)) {
+    if let Some(driver) = weak.upgrade() {
+        f(&driver);
     }
 }

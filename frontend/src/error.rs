@@ -1,8 +1,8 @@
 //! Everything that can stop a call, each with a message and a way forward in both languages.
 
+use shared::engine::{DeviceError, DeviceFailure, DeviceKind, Failure};
 use shared::protocol::ErrorCode;
-use wasm_bindgen::{JsCast, JsValue};
-use web_sys::DomException;
+use wasm_bindgen::JsValue;
 
 use crate::i18n::Text;
 
@@ -45,27 +45,45 @@ pub enum CallError {
 }
 
 impl CallError {
-    /// Reads a `getUserMedia` rejection.
-    pub fn from_media(error: &JsValue) -> Self {
-        match error.dyn_ref::<DomException>().map(DomException::name).as_deref() {
-            Some("NotAllowedError" | "SecurityError") => Self::MicDenied,
-            Some("NotFoundError") => Self::NoMic,
-            Some("OverconstrainedError") => Self::MicGone,
-            Some("NotReadableError" | "AbortError") => Self::MicBusy,
-            _ => Self::unexpected(error),
+    /// Why the call stopped, as the engine says it.
+    pub fn from_failure(failure: &Failure) -> Self {
+        match failure {
+            Failure::Microphone(error) => Self::from_microphone(error),
+            Failure::RelayUnreachable => Self::RelayUnreachable,
+            Failure::Refused(code) => Self::from_code(*code),
+            other => Self::Unexpected(format!("{other:?}")),
         }
     }
 
-    /// Reads a refusal from the relay: `None` for those that need no action (a signal to
-    /// someone who just left, a burst over the rate limit).
-    pub fn from_code(code: ErrorCode) -> Option<Self> {
+    /// A device that failed while the call goes on: a camera that did not start, or a
+    /// microphone picked that did not open (the old one goes on).
+    pub fn from_device(failure: &DeviceFailure) -> Self {
+        match failure.kind {
+            DeviceKind::Camera => Self::CameraUnavailable,
+            DeviceKind::Microphone => Self::from_microphone(&failure.error),
+        }
+    }
+
+    /// Why the microphone did not open.
+    fn from_microphone(error: &DeviceError) -> Self {
+        match error {
+            DeviceError::Denied => Self::MicDenied,
+            DeviceError::Missing => Self::NoMic,
+            DeviceError::Gone => Self::MicGone,
+            DeviceError::Busy => Self::MicBusy,
+            DeviceError::Other(words) => Self::Unexpected(words.clone()),
+            other => Self::Unexpected(format!("{other:?}")),
+        }
+    }
+
+    /// The relay's refusal of a join.
+    fn from_code(code: ErrorCode) -> Self {
         match code {
-            ErrorCode::RoomFull => Some(Self::RoomFull),
-            ErrorCode::BadRoomId => Some(Self::BadRoom),
-            ErrorCode::UnsupportedVersion => Some(Self::Outdated),
-            ErrorCode::TooManyConnections | ErrorCode::TooManyRooms => Some(Self::RelayBusy),
-            ErrorCode::UnknownPeer | ErrorCode::RateLimited => None,
-            other => Some(Self::Unexpected(other.as_str().to_owned())),
+            ErrorCode::RoomFull => Self::RoomFull,
+            ErrorCode::BadRoomId => Self::BadRoom,
+            ErrorCode::UnsupportedVersion => Self::Outdated,
+            ErrorCode::TooManyConnections | ErrorCode::TooManyRooms => Self::RelayBusy,
+            other => Self::Unexpected(other.as_str().to_owned()),
         }
     }
 

@@ -1,15 +1,18 @@
 //! The browser app: a home page that creates rooms and a room page that runs the call.
 //!
-//! - [`call`]: the call engine (microphone, signaling socket, one peer connection per
-//!   remote participant), writing what the UI shows into signals.
-//! - [`peer`]: one `RTCPeerConnection` with perfect negotiation.
+//! - [`call`]: the driver of the call engine ([`shared::engine`]): it carries out the
+//!   engine's commands on the microphone, the camera, the signaling socket and one peer
+//!   connection per remote participant, feeds back what they report, and writes what the
+//!   UI shows into signals.
+//! - [`peer`]: one `RTCPeerConnection`: the operations the engine hands out, its events,
+//!   its statistics and bitrates.
 //! - [`signaling`], [`media`], [`browser`]: the WebSocket, the microphone and small typed
 //!   doors into loosely typed browser APIs.
 //! - [`ui`]: the pages; [`i18n`]: every string in English and Chinese; [`error`]: every
 //!   failure with its message and way forward.
 //!
-//! Decisions (roles, call state, levels, room ids) are made in [`shared`]; this crate only
-//! applies them to browser objects.
+//! Decisions (the whole call engine, call state, levels, room ids) are made in [`shared`];
+//! this crate only applies them to browser objects.
 
 pub mod browser;
 pub mod call;

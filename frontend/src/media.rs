@@ -2,9 +2,10 @@
 //! and the test sound.
 
 use shared::agent::{Support, Verdict};
+use shared::engine::DeviceError;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{MediaStream, MediaStreamConstraints};
+use web_sys::{DomException, MediaStream, MediaStreamConstraints};
 
 use crate::browser;
 use crate::error::CallError;
@@ -31,14 +32,9 @@ const CAMERA_PHONE: &str = r#"{"audio": false, "video": {"width": {"ideal": 640}
     "frameRate": {"ideal": 24}, "facingMode": {"ideal": "user"}}}"#;
 
 /// Opens the camera: `device` if one was picked, else the browser's choice.
-pub async fn open_camera(device: Option<&str>) -> Result<MediaStream, CallError> {
+pub async fn open_camera(device: Option<&str>) -> Result<MediaStream, DeviceError> {
     let constraints = if is_phone() { CAMERA_PHONE } else { CAMERA_DESKTOP };
-    get_user_media(constraints, "video", device).await.map_err(|error| match error {
-        CallError::MicDenied | CallError::NoMic | CallError::MicBusy | CallError::MicGone => {
-            CallError::CameraUnavailable
-        }
-        other => other,
-    })
+    get_user_media(constraints, "video", device).await
 }
 
 /// Whether this is a phone or tablet (a coarse pointer: a finger).
@@ -71,31 +67,31 @@ pub fn verdict() -> Verdict {
 
 /// Opens the microphone: `device` if one was picked, else the browser's choice. Must
 /// follow a user gesture on phones.
-pub async fn open_microphone(device: Option<&str>) -> Result<MediaStream, CallError> {
+pub async fn open_microphone(device: Option<&str>) -> Result<MediaStream, DeviceError> {
     get_user_media(VOICE, "audio", device).await
 }
 
 /// `getUserMedia` with `constraints`, on `device` for `kind` (`audio` or `video`) if given.
-async fn get_user_media(constraints: &str, kind: &str, device: Option<&str>) -> Result<MediaStream, CallError> {
-    match verdict() {
-        Verdict::Ready => {}
-        Verdict::Insecure => return Err(CallError::Insecure),
-        Verdict::OpenInBrowser { .. } | Verdict::Unsupported => return Err(CallError::NoWebRtc),
-    }
-    let navigator = web_sys::window().ok_or(CallError::NoWebRtc)?.navigator();
-    let devices = navigator.media_devices().map_err(|_| CallError::Insecure)?;
-    let unexpected = |e: JsValue| CallError::unexpected(&e);
-    let constraints = js_sys::JSON::parse(constraints).map_err(unexpected)?;
+/// The page calls only where [`verdict`] said it can.
+async fn get_user_media(constraints: &str, kind: &str, device: Option<&str>) -> Result<MediaStream, DeviceError> {
+    let other = |error: JsValue| DeviceError::Other(format!("{error:?}"));
+    let navigator = web_sys::window().ok_or_else(|| DeviceError::Other("no window".to_owned()))?.navigator();
+    let devices = navigator.media_devices().map_err(other)?;
+    let constraints = js_sys::JSON::parse(constraints).map_err(other)?;
     if let Some(device) = device {
         // `exact`: the person chose this one; if it is gone, say so rather than open another.
-        let track = js_sys::Reflect::get(&constraints, &kind.into()).map_err(unexpected)?;
+        let track = js_sys::Reflect::get(&constraints, &kind.into()).map_err(other)?;
         let exact = js_sys::Object::new();
-        js_sys::Reflect::set(&exact, &"exact".into(), &device.into()).map_err(unexpected)?;
-        js_sys::Reflect::set(&track, &"deviceId".into(), &exact).map_err(unexpected)?;
+        js_sys::Reflect::set(&exact, &"exact".into(), &device.into()).map_err(other)?;
+        js_sys::Reflect::set(&track, &"deviceId".into(), &exact).map_err(other)?;
     }
     let constraints: MediaStreamConstraints = constraints.unchecked_into();
-    let request = devices.get_user_media_with_constraints(&constraints).map_err(|e| CallError::from_media(&e))?;
-    let stream = JsFuture::from(request).await.map_err(|e| CallError::from_media(&e))?;
+    let refused = |error: JsValue| match error.dyn_ref::<DomException>() {
+        Some(exception) => DeviceError::from_name(&exception.name()),
+        None => other(error),
+    };
+    let request = devices.get_user_media_with_constraints(&constraints).map_err(refused)?;
+    let stream = JsFuture::from(request).await.map_err(refused)?;
     Ok(stream.unchecked_into())
 }
 

@@ -1,25 +1,26 @@
-//! One `RTCPeerConnection` to one remote peer, negotiated with the perfect negotiation
-//! pattern ([`shared::negotiation`]) over trickle ICE.
+//! One `RTCPeerConnection` to one remote peer: the browser's end of one of the engine's
+//! links ([`shared::engine`]). It carries out the operations the engine hands out, one at
+//! a time, and reports trickle ICE candidates, connection states and renegotiation needs
+//! back; it also reads `getStats` and applies the bitrate controllers' targets.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use gloo_events::EventListener;
-use gloo_timers::callback::Timeout;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::bitrate::{AudioBitrate, VideoLadder, VideoTier};
-use shared::call::{CONNECT_TIMEOUT, Link};
-use shared::negotiation::{self, OfferAction, Role};
-use shared::protocol::{IceServer, IceTransportPolicy, Signal};
+use shared::call::Link;
+use shared::engine::{Candidate, Ice, SdpKind};
+use shared::protocol::IceTransportPolicy;
 use shared::room::PeerId;
 use shared::stats::{CandidateType, Hint, HintHold, Quality, Sample};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcIceServer, RtcIceTransportPolicy,
-    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcRtpTransceiver, RtcRtpTransceiverDirection, RtcSdpType,
-    RtcSessionDescriptionInit, RtcSignalingState, RtcTrackEvent,
+    RtcOfferOptions, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcRtpTransceiver, RtcRtpTransceiverDirection,
+    RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
 };
 
 use crate::browser;
@@ -31,8 +32,9 @@ use crate::error::CallError;
 pub struct PeerView {
     /// The relay-assigned id.
     pub id: PeerId,
-    /// Unique for the page's life. Ids are not: a restarted relay numbers peers from 1
-    /// again, and a list keyed by id would keep showing a replaced connection's row.
+    /// Unique for the page's life (the engine's [`shared::engine::Conn`]). Ids are not: a
+    /// restarted relay numbers peers from 1 again, and a list keyed by id would keep
+    /// showing a replaced connection's row.
     pub key: u64,
     /// The state of the media link.
     pub link: RwSignal<Link>,
@@ -73,78 +75,65 @@ impl PeerView {
     }
 }
 
-/// How long a disconnected link gets to recover by itself before an ICE restart.
-const ICE_RESTART_AFTER_MS: u32 = 3_000;
-
-/// A connection to one remote peer. Dropping it closes the connection.
-pub struct Peer {
-    inner: Rc<Inner>,
-    _listeners: [EventListener; 4],
-    /// Gives the link up if it is still connecting after [`CONNECT_TIMEOUT`].
-    _give_up: Timeout,
+/// What a connection reports: the engine hears each as an [`shared::engine::Input`].
+pub enum PeerEvent {
+    /// A local ICE candidate to send the peer.
+    Candidate(Candidate),
+    /// `connectionState` changed.
+    Connection(Link),
+    /// `negotiationneeded` fired.
+    NegotiationNeeded,
 }
 
-struct Inner {
+/// A connection to one remote peer: the browser's end of one of the engine's links. It
+/// carries out the operations it is given and reports what the connection does; which
+/// operation comes next is the engine's decision. Dropping it closes the connection and
+/// silences it.
+pub struct Peer {
     pc: RtcPeerConnection,
-    role: Role,
-    /// Between starting and sending our own offer (perfect negotiation's `makingOffer`).
-    making_offer: Cell<bool>,
-    /// The last remote offer lost a collision; its candidates are expected to fail.
-    ignore_offer: Cell<bool>,
-    /// Our microphone's tracks have been added.
+    view: PeerView,
+    /// Our microphone (and camera) have been put on the connection.
     sending: Cell<bool>,
-    microphone: MediaStream,
-    send: Box<dyn Fn(Signal)>,
     /// Picks our audio bitrate toward this peer from each second's quality.
     bitrate: RefCell<AudioBitrate>,
     /// Picks our video tier toward this peer while the camera is on.
     video: RefCell<Option<Video>>,
     /// Steadies the quality hint.
     hint: RefCell<HintHold>,
-    /// Restarts ICE if the link stays disconnected.
-    restart: RefCell<Option<Timeout>>,
+    _listeners: [EventListener; 4],
 }
 
+/// What an operation on the connection yields: the local SDP it made, if it made one.
+pub type Operation = Result<Option<String>, JsValue>;
+
 impl Peer {
-    /// Opens a connection to `view.id`. `send` delivers our signals to that peer. If our
-    /// role is to offer first, the microphone's tracks go in now and the offer follows.
-    pub fn new(
-        view: PeerView,
-        role: Role,
-        ice: &Ice,
-        microphone: MediaStream,
-        send: impl Fn(Signal) + 'static,
-    ) -> Result<Self, CallError> {
-        let pc =
-            RtcPeerConnection::new_with_configuration(&ice.configuration()).map_err(|e| CallError::unexpected(&e))?;
-        let inner = Rc::new(Inner {
-            pc,
-            role,
-            making_offer: Cell::new(false),
-            ignore_offer: Cell::new(false),
-            sending: Cell::new(false),
-            microphone,
-            send: Box::new(send),
-            bitrate: RefCell::new(AudioBitrate::new(js_sys::Date::now())),
-            video: RefCell::new(None),
-            hint: RefCell::default(),
-            restart: RefCell::new(None),
-        });
+    /// Opens a connection to `view.id` with the relay's ICE servers; `report` hears what it
+    /// does (never after it is dropped).
+    pub fn new(view: PeerView, ice: &Ice, report: impl Fn(PeerEvent) + 'static) -> Result<Self, JsValue> {
+        let pc = RtcPeerConnection::new_with_configuration(&configuration(ice))?;
+        let report = Rc::new(report);
+        let (candidates, states, negotiations) = (report.clone(), report.clone(), report);
+        let state_of = pc.clone();
         let listeners = [
-            Inner::listen(&inner, "negotiationneeded", |inner, _| spawn_local(inner.clone().offer())),
-            Inner::listen(&inner, "icecandidate", |inner, event| {
-                if let Some(candidate) = event.dyn_ref::<RtcPeerConnectionIceEvent>().and_then(|e| e.candidate()) {
-                    // An empty candidate marks the end of gathering; the protocol does not carry it.
-                    if !candidate.candidate().is_empty() {
-                        (inner.send)(Signal::Candidate {
-                            candidate: candidate.candidate(),
-                            sdp_mid: candidate.sdp_mid(),
-                            sdp_m_line_index: candidate.sdp_m_line_index(),
-                        });
-                    }
+            EventListener::new(&pc, "icecandidate", move |event| {
+                let Some(candidate) = event.dyn_ref::<RtcPeerConnectionIceEvent>().and_then(|e| e.candidate()) else {
+                    return;
+                };
+                // An empty candidate marks the end of gathering; the protocol does not carry it.
+                if !candidate.candidate().is_empty() {
+                    candidates(PeerEvent::Candidate(Candidate {
+                        candidate: candidate.candidate(),
+                        sdp_mid: candidate.sdp_mid(),
+                        sdp_m_line_index: candidate.sdp_m_line_index(),
+                    }));
                 }
             }),
-            Inner::listen(&inner, "track", move |_, event| {
+            EventListener::new(&pc, "connectionstatechange", move |_| {
+                let state = JsValue::from(state_of.connection_state()).as_string().unwrap_or_default();
+                states(PeerEvent::Connection(Link::from_connection_state(&state)));
+            }),
+            EventListener::new(&pc, "negotiationneeded", move |_| negotiations(PeerEvent::NegotiationNeeded)),
+            EventListener::new(&pc, "track", move |event| {
                 let Some(event) = event.dyn_ref::<RtcTrackEvent>() else {
                     return;
                 };
@@ -165,33 +154,112 @@ impl Peer {
                     view.stream.set(Some(stream));
                 }
             }),
-            Inner::listen(&inner, "connectionstatechange", move |inner, _| {
-                let link = Link::from_connection_state(&browser::string(&inner.pc, "connectionState"));
-                view.link.set(link);
-                inner.recover(link);
-            }),
         ];
-        if role.offers_first {
-            inner.start_sending();
-        }
-        let give_up = Timeout::new(CONNECT_TIMEOUT.as_millis() as u32, move || {
-            if view.link.get_untracked() == Link::Connecting {
-                view.link.set(Link::Failed);
-            }
-        });
-        Ok(Self { inner, _listeners: listeners, _give_up: give_up })
+        Ok(Self {
+            pc,
+            view,
+            sending: Cell::new(false),
+            bitrate: RefCell::new(AudioBitrate::new(js_sys::Date::now())),
+            video: RefCell::new(None),
+            hint: RefCell::default(),
+            _listeners: listeners,
+        })
     }
 
-    /// Acts on a signal from this peer.
-    pub fn on_signal(&self, signal: Signal) {
-        spawn_local(Inner::on_signal(self.inner.clone(), signal));
+    /// What the UI shows of this peer.
+    pub fn view(&self) -> PeerView {
+        self.view
+    }
+
+    /// Whether our media is on the connection.
+    pub fn sending(&self) -> bool {
+        self.sending.get()
+    }
+
+    /// Puts our microphone's tracks and our camera on the connection (once: before the
+    /// first description we make).
+    pub fn send(&self, microphone: Option<&MediaStream>, camera: Option<&MediaStream>) {
+        if self.sending.replace(true) {
+            return;
+        }
+        if let Some(microphone) = microphone {
+            for track in microphone.get_audio_tracks() {
+                self.pc.add_track_0(&track.unchecked_into::<MediaStreamTrack>(), microphone);
+            }
+        }
+        if camera.is_some() {
+            self.set_video(camera);
+        }
+    }
+
+    /// Makes and sets a local offer, gathering new ICE credentials if `ice_restart`.
+    pub fn offer(&self, ice_restart: bool) -> impl Future<Output = Operation> + use<> {
+        let pc = self.pc.clone();
+        async move {
+            let options = RtcOfferOptions::new();
+            options.set_ice_restart(ice_restart);
+            let offer = JsFuture::from(pc.create_offer_with_rtc_offer_options(&options)).await?;
+            JsFuture::from(pc.set_local_description(offer.unchecked_ref())).await?;
+            Ok(pc.local_description().map(|description| description.sdp()))
+        }
+    }
+
+    /// Makes and sets the answer to the remote offer (the implicit `setLocalDescription()`).
+    pub fn answer(&self) -> impl Future<Output = Operation> + use<> {
+        let pc = self.pc.clone();
+        async move {
+            browser::call_async(&pc, "setLocalDescription", &[]).await?;
+            Ok(pc.local_description().map(|description| description.sdp()))
+        }
+    }
+
+    /// Rolls our local offer back.
+    pub fn rollback(&self) -> impl Future<Output = Operation> + use<> {
+        let pc = self.pc.clone();
+        async move {
+            let rollback = RtcSessionDescriptionInit::new(RtcSdpType::Rollback);
+            JsFuture::from(pc.set_local_description(&rollback)).await?;
+            Ok(None)
+        }
+    }
+
+    /// Applies the peer's offer or answer.
+    pub fn set_remote(&self, kind: SdpKind, sdp: &str) -> impl Future<Output = Operation> + use<> {
+        let description = RtcSessionDescriptionInit::new(match kind {
+            SdpKind::Offer => RtcSdpType::Offer,
+            SdpKind::Answer => RtcSdpType::Answer,
+        });
+        description.set_sdp(sdp);
+        let applied = JsFuture::from(self.pc.set_remote_description(&description));
+        async move {
+            applied.await?;
+            Ok(None)
+        }
+    }
+
+    /// Adds the peer's candidates, in order. One that does not fit (a candidate of an offer
+    /// that was replaced) is logged and skipped: it cannot stop the others.
+    pub fn add_candidates(&self, candidates: Vec<Candidate>) -> impl Future<Output = Operation> + use<> {
+        let pc = self.pc.clone();
+        async move {
+            for Candidate { candidate, sdp_mid, sdp_m_line_index } in candidates {
+                let init = RtcIceCandidateInit::new(&candidate);
+                init.set_sdp_mid(sdp_mid.as_deref());
+                init.set_sdp_m_line_index(sdp_m_line_index);
+                let added = JsFuture::from(pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await;
+                if let Err(error) = added {
+                    leptos::logging::warn!("a candidate from the peer did not fit: {error:?}");
+                }
+            }
+            Ok(None)
+        }
     }
 
     /// Reads this connection's statistics. The future owns what it needs, so no borrow of
     /// the call is held while the browser gathers them.
     pub fn stats(&self) -> impl Future<Output = Result<(Sample, Option<u32>), CallError>> + 'static {
-        let request = self.inner.pc.get_stats();
-        let max_bitrate = self.inner.max_bitrate();
+        let request = self.pc.get_stats();
+        let max_bitrate = self.max_bitrate();
         async move {
             let report: js_sys::Map =
                 JsFuture::from(request).await.map_err(|e| CallError::unexpected(&e))?.unchecked_into();
@@ -203,14 +271,14 @@ impl Peer {
     /// transceiver is reused: turning the camera on or off renegotiates its direction and
     /// never touches the audio.
     pub fn set_video(&self, camera: Option<&MediaStream>) {
-        let pc = &self.inner.pc;
+        let pc = &self.pc;
         let transceiver = pc
             .get_transceivers()
             .iter()
             .map(JsCast::unchecked_into::<RtcRtpTransceiver>)
             .find(|t| t.receiver().track().kind() == "video");
         let track = camera.and_then(|stream| stream.get_video_tracks().get(0).dyn_into::<MediaStreamTrack>().ok());
-        *self.inner.video.borrow_mut() = track.as_ref().map(|track| {
+        *self.video.borrow_mut() = track.as_ref().map(|track| {
             let settings: JsValue = track.get_settings().into();
             let height = browser::number(&settings, "height") as u32;
             let ceiling = if crate::media::is_phone() { VideoTier::Medium } else { VideoTier::High };
@@ -234,31 +302,31 @@ impl Peer {
 
     /// Sends `track` instead of our current microphone track (another device was picked).
     pub fn replace_audio(&self, track: &MediaStreamTrack) {
-        for sender in self.inner.senders("audio") {
+        for sender in self.senders("audio") {
             replace_track(&sender.unchecked_into(), Some(track));
         }
     }
 
     /// The hint to show for this link after a second's quality (held steady).
     pub fn hint(&self, now_ms: f64, quality: &Quality) -> Option<Hint> {
-        self.inner.hint.borrow_mut().update(now_ms, quality)
+        self.hint.borrow_mut().update(now_ms, quality)
     }
 
     /// Feeds a second's quality to the bitrate controllers, and applies their targets when
     /// they change (or were never applied: the sender then runs at the browser's default).
     /// Returns the video tier, while the camera is on.
     pub fn adapt(&self, now_ms: f64, quality: &Quality, applied: Option<u32>) -> Option<VideoTier> {
-        let target = self.inner.bitrate.borrow_mut().update(now_ms, quality);
+        let target = self.bitrate.borrow_mut().update(now_ms, quality);
         if applied != Some(target) {
-            self.inner.configure_senders("audio", |encoding| set(encoding, "maxBitrate", f64::from(target)));
+            self.configure_senders("audio", |encoding| set(encoding, "maxBitrate", f64::from(target)));
         }
-        let mut video = self.inner.video.borrow_mut();
+        let mut video = self.video.borrow_mut();
         let video = video.as_mut()?;
         let tier = video.ladder.update(now_ms, quality);
         if video.applied != Some(tier) {
             video.applied = Some(tier);
             let scale = tier.scale_down_from(video.camera_height);
-            self.inner.configure_senders("video", |encoding| {
+            self.configure_senders("video", |encoding| {
                 set(encoding, "active", tier != VideoTier::Off);
                 if tier != VideoTier::Off {
                     set(encoding, "maxBitrate", f64::from(tier.max_bitrate()));
@@ -317,11 +385,11 @@ fn read_sample(report: &js_sys::Map) -> Sample {
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        self.inner.pc.close();
+        self.pc.close();
     }
 }
 
-impl Inner {
+impl Peer {
     /// Our senders whose track is of `kind` (`audio` or `video`).
     fn senders(&self, kind: &'static str) -> impl Iterator<Item = JsValue> {
         self.pc.get_senders().into_iter().filter(move |sender| {
@@ -354,114 +422,6 @@ impl Inner {
             });
         }
     }
-
-    /// ICE restart: at once when the link failed, after a grace period when it dropped
-    /// (a disconnected link often recovers by itself within seconds).
-    fn recover(self: &Rc<Self>, link: Link) {
-        let restart = |inner: &Self| {
-            leptos::logging::log!("restarting ICE");
-            let _ = browser::call(&inner.pc, "restartIce", &[]);
-        };
-        match link {
-            Link::Failed => restart(self),
-            Link::Disconnected => {
-                let me = Rc::downgrade(self);
-                let timer = Timeout::new(ICE_RESTART_AFTER_MS, move || {
-                    if let Some(inner) = me.upgrade()
-                        && Link::from_connection_state(&browser::string(&inner.pc, "connectionState"))
-                            == Link::Disconnected
-                    {
-                        restart(&inner);
-                    }
-                });
-                *self.restart.borrow_mut() = Some(timer);
-            }
-            Link::Connecting | Link::Connected => *self.restart.borrow_mut() = None,
-        }
-    }
-
-    fn listen(
-        inner: &Rc<Self>,
-        name: &'static str,
-        handler: impl Fn(&Rc<Self>, &web_sys::Event) + 'static,
-    ) -> EventListener {
-        let me = inner.clone();
-        EventListener::new(&inner.pc, name, move |event| handler(&me, event))
-    }
-
-    fn start_sending(&self) {
-        if self.sending.replace(true) {
-            return;
-        }
-        for track in self.microphone.get_tracks() {
-            self.pc.add_track_0(&track.unchecked_into::<MediaStreamTrack>(), &self.microphone);
-        }
-    }
-
-    /// Sends a fresh local description: an offer when negotiation is needed, or the answer
-    /// to the offer just applied (the implicit `setLocalDescription()` picks which).
-    async fn describe(&self) -> Result<(), JsValue> {
-        browser::call_async(&self.pc, "setLocalDescription", &[]).await?;
-        let Some(description) = self.pc.local_description() else {
-            return Ok(());
-        };
-        let sdp = description.sdp();
-        match description.type_() {
-            RtcSdpType::Offer => (self.send)(Signal::Offer { sdp }),
-            RtcSdpType::Answer => (self.send)(Signal::Answer { sdp }),
-            _ => {}
-        }
-        Ok(())
-    }
-
-    async fn offer(self: Rc<Self>) {
-        self.making_offer.set(true);
-        let result = self.describe().await;
-        self.making_offer.set(false);
-        if let Err(error) = result {
-            leptos::logging::warn!("could not make an offer: {error:?}");
-        }
-    }
-
-    async fn on_signal(self: Rc<Self>, signal: Signal) {
-        let result = match signal {
-            Signal::Offer { sdp } => self.on_description(RtcSdpType::Offer, &sdp).await,
-            Signal::Answer { sdp } => self.on_description(RtcSdpType::Answer, &sdp).await,
-            Signal::Candidate { candidate, sdp_mid, sdp_m_line_index } => {
-                let init = RtcIceCandidateInit::new(&candidate);
-                init.set_sdp_mid(sdp_mid.as_deref());
-                init.set_sdp_m_line_index(sdp_m_line_index);
-                let added =
-                    JsFuture::from(self.pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init))).await;
-                // Candidates of an offer we ignored cannot be added; that is expected.
-                added.map(drop).or_else(|e| if self.ignore_offer.get() { Ok(()) } else { Err(e) })
-            }
-        };
-        if let Err(error) = result {
-            leptos::logging::warn!("signal from peer failed: {error:?}");
-        }
-    }
-
-    async fn on_description(&self, kind: RtcSdpType, sdp: &str) -> Result<(), JsValue> {
-        let is_offer = kind == RtcSdpType::Offer;
-        let stable = self.pc.signaling_state() == RtcSignalingState::Stable;
-        let ignore =
-            is_offer && negotiation::on_offer(self.role, self.making_offer.get(), stable) == OfferAction::Ignore;
-        self.ignore_offer.set(ignore);
-        if ignore {
-            return Ok(());
-        }
-        let description = RtcSessionDescriptionInit::new(kind);
-        description.set_sdp(sdp);
-        JsFuture::from(self.pc.set_remote_description(&description)).await?;
-        if is_offer {
-            // Added after the remote offer, our tracks reuse its transceivers and the answer
-            // is two-way without another round of negotiation.
-            self.start_sending();
-            self.describe().await?;
-        }
-        Ok(())
-    }
 }
 
 /// The video controller of one link, and what it last applied.
@@ -487,36 +447,26 @@ fn set(object: &JsValue, key: &str, value: impl Into<JsValue>) {
     let _ = js_sys::Reflect::set(object, &key.into(), &value.into());
 }
 
-/// What the relay said about ICE: the servers and whether only TURN may be used.
-#[derive(Clone, Debug, Default)]
-pub struct Ice {
-    /// STUN and TURN servers.
-    pub servers: Vec<IceServer>,
-    /// `all`, or `relay` for TURN only.
-    pub policy: IceTransportPolicy,
-}
-
-impl Ice {
-    fn configuration(&self) -> RtcConfiguration {
-        let servers = js_sys::Array::new();
-        for server in &self.servers {
-            let entry = RtcIceServer::new();
-            let urls: js_sys::Array = server.urls.iter().map(|u| JsValue::from_str(u)).collect();
-            entry.set_urls(&urls);
-            if let Some(username) = &server.username {
-                entry.set_username(username);
-            }
-            if let Some(credential) = &server.credential {
-                entry.set_credential(credential);
-            }
-            servers.push(&entry);
+/// The `RTCConfiguration` for the relay's word on ICE.
+fn configuration(ice: &Ice) -> RtcConfiguration {
+    let servers = js_sys::Array::new();
+    for server in &ice.servers {
+        let entry = RtcIceServer::new();
+        let urls: js_sys::Array = server.urls.iter().map(|u| JsValue::from_str(u)).collect();
+        entry.set_urls(&urls);
+        if let Some(username) = &server.username {
+            entry.set_username(username);
         }
-        let configuration = RtcConfiguration::new();
-        configuration.set_ice_servers(&servers);
-        configuration.set_ice_transport_policy(match self.policy {
-            IceTransportPolicy::All => RtcIceTransportPolicy::All,
-            IceTransportPolicy::Relay => RtcIceTransportPolicy::Relay,
-        });
-        configuration
+        if let Some(credential) = &server.credential {
+            entry.set_credential(credential);
+        }
+        servers.push(&entry);
     }
+    let configuration = RtcConfiguration::new();
+    configuration.set_ice_servers(&servers);
+    configuration.set_ice_transport_policy(match ice.policy {
+        IceTransportPolicy::All => RtcIceTransportPolicy::All,
+        IceTransportPolicy::Relay => RtcIceTransportPolicy::Relay,
+    });
+    configuration
 }
