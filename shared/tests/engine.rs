@@ -293,3 +293,39 @@ fn a_six_person_mesh_join_stays_under_the_relay_burst() {
     println!("a 6-person join: {messages} messages for 55 signals, {in_first_second} in the first second");
     assert!(messages < 55, "candidates that wait for the pacer go out together: {messages} messages");
 }
+
+#[test]
+fn a_link_that_never_connects_shows_as_failed_after_the_connect_timeout_and_is_still_tried() {
+    // A wrong TURN secret with relay-only ICE: no candidate pair, and the browser may
+    // never say `failed` by itself. Bo answers every offer; nothing connects.
+    let mut ana = Page::new();
+    ana.join(2, &[1]);
+    let timeout = shared::call::CONNECT_TIMEOUT.as_millis() as u64;
+    let (mut bo_seq, mut restarts) = (0, 0);
+    while ana.now < timeout + 1_000 {
+        ana.wait(ana.now + 100);
+        // Everything Ana asked for since the last round, answered as the browser and Bo would.
+        for command in ana.log.split_off(0).into_iter().map(|(_, c)| c) {
+            match command {
+                Command::CreateOffer { ice_restart, .. } => {
+                    restarts += usize::from(ice_restart);
+                    ana.feed(Input::Done { conn: Conn(1), description: Some("offer".into()) });
+                }
+                Command::Send(ClientMessage::Signals { seq, signals, .. }) if !signals.is_empty() => {
+                    bo_seq += 1;
+                    ana.feed(from(1, bo_seq, seq, vec![Signal::Answer { sdp: "answer".into() }]));
+                }
+                Command::SetRemote { .. } | Command::Rollback { .. } => {
+                    ana.feed(Input::Done { conn: Conn(1), description: None });
+                }
+                _ => {}
+            }
+        }
+        let shown = ana.engine.view().peers[0].link;
+        let expected = if ana.now < timeout { Link::Connecting } else { Link::Failed };
+        assert_eq!(shown, expected, "at {} ms", ana.now);
+    }
+    assert!(restarts >= 3, "renegotiated {restarts} times meanwhile (waits of 4, 8, 16 s)");
+    ana.feed(Input::Connection { conn: Conn(1), state: Link::Connected });
+    assert_eq!(ana.engine.view().peers[0].link, Link::Connected);
+}

@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 
 use super::{Candidate, Command, Conn, SdpKind};
-use crate::call::Link as LinkState;
+use crate::call::{CONNECT_TIMEOUT, Link as LinkState};
 use crate::negotiation::{self, OfferAction, Role};
 use crate::protocol::Signal;
 
@@ -69,6 +69,11 @@ pub struct Link {
     /// Renegotiate if the link is not healthy by then.
     deadline: Option<u64>,
     retries: u32,
+    /// Until the link first connects: when the person is told it cannot connect
+    /// ([`CONNECT_TIMEOUT`]; the engine goes on trying). Some browsers never report `failed`
+    /// for a connection that found no candidate pair at all.
+    give_up_at: Option<u64>,
+    given_up: bool,
 }
 
 impl Link {
@@ -87,7 +92,20 @@ impl Link {
             wants_restart: false,
             deadline: Some(now + FIRST_CONNECT_MS),
             retries: 0,
+            give_up_at: Some(now + CONNECT_TIMEOUT.as_millis() as u64),
+            given_up: false,
         }
+    }
+
+    /// The state to show: a link that has not connected for [`CONNECT_TIMEOUT`] shows as
+    /// failed.
+    pub fn shown(&self) -> LinkState {
+        if self.given_up && self.state != LinkState::Connected { LinkState::Failed } else { self.state }
+    }
+
+    /// When the link is given up, if it has not connected by then.
+    pub fn give_up_at(&self) -> Option<u64> {
+        self.give_up_at
     }
 
     /// Whether the link is up and nothing is being negotiated.
@@ -113,6 +131,10 @@ impl Link {
     /// `connectionState` changed.
     pub fn connection(&mut self, state: LinkState, now: u64) {
         self.state = state;
+        if state == LinkState::Connected {
+            self.give_up_at = None;
+            self.given_up = false;
+        }
         match state {
             LinkState::Connected if self.signaling == Signaling::Stable => {
                 self.deadline = None;
@@ -191,6 +213,10 @@ impl Link {
     /// says whether the relay is reachable: a renegotiation waits for it, since its offer
     /// could not go anywhere.
     pub fn poll(&mut self, now: u64, online: bool, idle_channel: bool) -> Option<Command> {
+        if self.give_up_at.is_some_and(|at| now >= at) {
+            self.give_up_at = None;
+            self.given_up = true;
+        }
         if self.op.is_some() {
             return None;
         }
@@ -206,7 +232,7 @@ impl Link {
         // the peer has arrived (another offer on top of an undelivered one helps nobody).
         if online && idle_channel && self.deadline.is_some_and(|d| now >= d) {
             self.retries += 1;
-            let wait = RETRY_MIN_MS.saturating_mul(1 << self.retries.min(8)).min(RETRY_MAX_MS);
+            let wait = RETRY_MIN_MS.saturating_mul(1 << (self.retries - 1).min(8)).min(RETRY_MAX_MS);
             self.deadline = None;
             self.renegotiate_by(now + wait);
             self.wants_restart = true;

@@ -504,7 +504,8 @@ impl Engine {
             let link = peer.link.deadline().filter(|_| peer.channel.idle());
             [link, peer.channel.deadline().filter(|_| sending).map(|at| at.max(self.pacer.ready_at()))]
         });
-        peers.chain([socket]).flatten().min()
+        let give_up = self.peers.values().map(|peer| peer.link.give_up_at());
+        peers.chain(give_up).chain([socket]).flatten().min()
     }
 
     /// What the person sees.
@@ -514,7 +515,7 @@ impl Engine {
             failure: self.failure.clone(),
             device_failure: self.device_failure.clone(),
             peer_left: self.peer_left,
-            peers: self.peers.values().map(|p| PeerView { conn: p.conn, id: p.id, link: p.link.state }).collect(),
+            peers: self.peers.values().map(|p| PeerView { conn: p.conn, id: p.id, link: p.link.shown() }).collect(),
             muted: self.muted,
             camera_on: self.camera.wanted(),
             microphone: self.microphone.device().map(str::to_owned),
