@@ -204,8 +204,14 @@ impl Link {
     /// The operation in flight failed. The browser leaves its state as it was; the link
     /// is renegotiated soon.
     pub fn failed(&mut self, now: u64) {
-        if self.op.take().is_some_and(|op| op != Op::Candidates) {
-            self.renegotiate_by(now + RESTART_DISCONNECTED_MS);
+        match self.op.take() {
+            None | Some(Op::Candidates) => {}
+            // A rollback fails only when there is nothing to roll back: the browser is stable.
+            Some(Op::Rollback) => {
+                self.signaling = Signaling::Stable;
+                self.renegotiate_by(now + RESTART_DISCONNECTED_MS);
+            }
+            Some(_) => self.renegotiate_by(now + RESTART_DISCONNECTED_MS),
         }
     }
 
