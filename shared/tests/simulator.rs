@@ -18,7 +18,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use shared::call::{Link, Session};
-use shared::engine::{Candidate, Command, Conn, DeviceKind, Engine, Input, Request, SdpKind};
+use shared::engine::{Candidate, Command, Conn, DeviceKind, Engine, Input, Request, Rng, SdpKind};
 use shared::protocol::{ClientMessage, ErrorCode, PROTOCOL_VERSION, ServerMessage};
 use shared::room::{PeerId, RoomId};
 
@@ -37,25 +37,21 @@ const RELAY_RATE: f64 = 20.0;
 const DISCONNECTED_TO_FAILED_MS: u64 = 10_000;
 const CHECKING_TO_FAILED_MS: u64 = 15_000;
 
-/// SplitMix64: small, fast, and the same on every machine.
-struct Rng(u64);
+trait Draw {
+    fn below(&mut self, n: u64) -> u64;
+    fn between(&mut self, low: u64, high: u64) -> u64;
+    fn chance(&mut self, p: f64) -> bool;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
+impl Draw for Rng {
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     fn between(&mut self, low: u64, high: u64) -> u64 {
         low + self.below(high - low + 1)
     }
     fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 1.0 < p
+        self.unit() < p
     }
 }
 

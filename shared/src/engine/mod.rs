@@ -414,7 +414,7 @@ struct Peer {
 #[derive(Debug)]
 pub struct Engine {
     room: RoomId,
-    rng: u64,
+    rng: Rng,
     session: Session,
     failure: Option<Failure>,
     device_failure: Option<DeviceFailure>,
@@ -453,7 +453,7 @@ impl Engine {
     pub fn new(room: RoomId, seed: u64) -> Self {
         Self {
             room,
-            rng: seed,
+            rng: Rng(seed),
             session: Session::Idle,
             failure: None,
             device_failure: None,
@@ -908,13 +908,28 @@ impl Engine {
         }
     }
 
-    /// A number in `[0, 1)` from the engine's generator (SplitMix64).
     fn random(&mut self) -> f64 {
-        self.rng = self.rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.rng;
+        self.rng.unit()
+    }
+}
+
+/// A small seeded generator (SplitMix64): the same numbers from the same seed on every
+/// machine, so a run of the engine (or of its simulator) replays exactly.
+#[derive(Clone, Debug)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
+        z ^ (z >> 31)
+    }
+
+    /// A number in `[0, 1)`.
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
