@@ -271,6 +271,16 @@ impl Fault {
         nft(&script)?;
         Ok(Self { table })
     }
+
+    /// How many packets the fault has dropped so far: proof that it bit.
+    pub fn dropped(&self) -> Result<u64> {
+        let listing = nft(&format!("list table inet {}\n", self.table))?;
+        let counts = listing
+            .split("packets ")
+            .skip(1)
+            .map(|rest| rest.split_whitespace().next().and_then(|count| count.parse::<u64>().ok()).unwrap_or_default());
+        Ok(counts.sum())
+    }
 }
 
 impl Drop for Fault {
@@ -279,9 +289,10 @@ impl Drop for Fault {
     }
 }
 
-/// The end of a rule that drops `percent` % of what it matched, chosen at random.
+/// The end of a rule that drops `percent` % of what it matched, chosen at random, and
+/// counts what it dropped.
 fn share(percent: u32) -> String {
-    if percent >= 100 { "drop".into() } else { format!("numgen random mod 100 < {percent} drop") }
+    if percent >= 100 { "counter drop".into() } else { format!("numgen random mod 100 < {percent} counter drop") }
 }
 
 /// Rules dropping `percent` % of TCP to `port` and of TCP from it (the replies).
@@ -289,16 +300,26 @@ fn tcp_rules(port: u16, percent: u32) -> Vec<String> {
     ["dport", "sport"].map(|end| format!("tcp {end} {port} {}", share(percent))).into()
 }
 
-/// Runs an nftables `script` (`nft -f -`: one transaction, all or nothing).
-fn nft(script: &str) -> Result<()> {
+/// Runs an nftables `script` (`nft -f -`: one transaction, all or nothing); returns what
+/// it printed.
+fn nft(script: &str) -> Result<String> {
     use std::io::Write;
-    let mut process =
-        std::process::Command::new("nft").args(["-f", "-"]).stdin(Stdio::piped()).spawn().map_err(|e| {
+    let mut process = std::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
             Error::Missing(format!("cannot run `nft` ({e}): install Debian's nftables (`apt-get install nftables`)"))
         })?;
+    // Dropped at the end of the statement: nft reads to the end of its input.
     process.stdin.take().expect("stdin is piped").write_all(script.as_bytes())?;
-    let status = process.wait()?;
-    if status.success() { Ok(()) } else { Err(Error::Unexpected(format!("nft failed ({status}) on:\n{script}"))) }
+    let output = process.wait_with_output()?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    } else {
+        Err(Error::Unexpected(format!("nft failed ({}) on:\n{script}", output.status)))
+    }
 }
 
 /// Real packet loss: a share of the UDP packets (media, ICE) is dropped, both directions

@@ -19,8 +19,8 @@ const PROMISE: Duration = Duration::from_secs(5);
 const WATCH: Duration = Duration::from_secs(30);
 
 /// Received audio bytes, beyond the fewest seen since a watch began, that show audio
-/// arriving: about half a second of Opus even at its lowest rate (12 kbit/s), well more
-/// than a few stray packets.
+/// arriving: a second or less of the fake microphone's beeps (the pages counted 1 to 4 kB
+/// a second), more than a few stray packets.
 const FLOWING: u64 = 1_000;
 
 /// What the tests read of one side of the call at one moment.
@@ -192,9 +192,10 @@ async fn media_blackout_recovers_within_five_seconds() -> Result<()> {
     // All UDP goes: the audio and ICE's checks; the relay's socket stays up.
     let blackout = Fault::all_udp()?;
     let outage = sit_out("blackout", &ana, &bo, Duration::from_secs(10)).await?;
+    let dropped = blackout.dropped()?;
     drop(blackout);
     let returned = Instant::now();
-    println!("blackout: Ana showed {:?}, Bo {:?}", outage[0].states, outage[1].states);
+    println!("blackout: {dropped} packets dropped; Ana showed {:?}, Bo {:?}", outage[0].states, outage[1].states);
     check_silenced(&outage)?;
 
     let back = until_talking("after the blackout", &ana, &bo, returned, WATCH).await?;
@@ -214,9 +215,10 @@ async fn handover_recovers_without_a_tap() -> Result<()> {
     // 25 s relay timeout and than ICE keeps trying.
     let offline = Fault::everything_to(relay.port())?;
     let outage = sit_out("offline", &ana, &bo, Duration::from_secs(35)).await?;
+    let dropped = offline.dropped()?;
     drop(offline);
     let returned = Instant::now();
-    println!("offline 35 s: Ana showed {:?}, Bo {:?}", outage[0].states, outage[1].states);
+    println!("offline 35 s: {dropped} packets dropped; Ana showed {:?}, Bo {:?}", outage[0].states, outage[1].states);
     check_silenced(&outage)?;
 
     let back = until_talking("after the handover", &ana, &bo, returned, WATCH).await?;
@@ -242,13 +244,15 @@ async fn lossy_signaling_during_setup_still_connects() -> Result<()> {
     bo.click("join").await?;
     let joined = Instant::now();
     let back = until_talking("lossy setup", &ana, &bo, joined, WATCH).await?;
+    let dropped = lossy.dropped()?;
     drop(lossy);
     println!(
-        "BENCH 20 % TCP loss to the relay: Bo's page loaded in {:.2} s; join to talking: Ana {}, Bo {}",
+        "BENCH 20 % TCP loss to the relay ({dropped} packets dropped): Bo's page loaded in {:.2} s; join to talking: Ana {}, Bo {}",
         loaded.as_secs_f64(),
         seconds(back[0]),
         seconds(back[1])
     );
+    assert!(dropped > 0, "the lossy link dropped nothing: the test proved nothing");
     for (name, back) in ["Ana", "Bo"].into_iter().zip(back) {
         assert!(
             back.is_some(),
