@@ -26,7 +26,7 @@ use web_sys::{
 use crate::browser;
 use crate::error::CallError;
 
-/// What the UI shows of one remote peer. Signals only, so it is `Copy` and the engine can
+/// What the UI shows of one remote peer. Signals only, so it is `Copy` and the driver can
 /// update it from any callback.
 #[derive(Clone, Copy)]
 pub struct PeerView {
