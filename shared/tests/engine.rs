@@ -329,3 +329,19 @@ fn a_link_that_never_connects_shows_as_failed_after_the_connect_timeout_and_is_s
     ana.feed(Input::Connection { conn: Conn(1), state: Link::Connected });
     assert_eq!(ana.engine.view().peers[0].link, Link::Connected);
 }
+
+#[test]
+fn negotiationneeded_for_the_tracks_of_our_own_offer_costs_no_second_round() {
+    let mut bo = Page::new();
+    bo.join(2, &[1]);
+    // Chromium fires `negotiationneeded` for the tracks the first offer is adding, before
+    // that offer is even set.
+    bo.feed(Input::NegotiationNeeded { conn: Conn(1) });
+    bo.feed(Input::Done { conn: Conn(1), description: Some("offer".into()) });
+    bo.feed(from(1, 1, 1, vec![Signal::Answer { sdp: "answer".into() }]));
+    let stable = bo.feed(Input::Done { conn: Conn(1), description: None });
+    assert!(!stable.iter().any(|c| matches!(c, Command::CreateOffer { .. })), "{stable:?}");
+    // Once stable, a real change (the camera) is negotiated.
+    let camera = bo.feed(Input::NegotiationNeeded { conn: Conn(1) });
+    assert!(camera.contains(&Command::CreateOffer { conn: Conn(1), ice_restart: false, send: false }));
+}

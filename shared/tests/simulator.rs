@@ -195,9 +195,12 @@ enum Event {
         ufrag: Ufrag,
         n: u32,
     },
+    /// `negotiationneeded`; `checked` ones fire only if negotiation is still needed then
+    /// (Chromium also fires one for the tracks a first offer is adding, unchecked).
     NegotiationNeeded {
         client: usize,
         conn: Conn,
+        checked: bool,
     },
     RelayPing,
     /// People whose call failed tap "join" again (the way forward the page offers).
@@ -470,7 +473,7 @@ impl Sim {
             pc.video_transceiver |= on;
             if pc.needs_negotiation() {
                 let delay = self.rng.between(1, 5);
-                self.after(delay, Event::NegotiationNeeded { client: c, conn });
+                self.after(delay, Event::NegotiationNeeded { client: c, conn, checked: true });
             }
         }
     }
@@ -565,8 +568,9 @@ impl Sim {
                     self.feed(client, Input::LocalCandidate { conn, candidate });
                 }
             }
-            Event::NegotiationNeeded { client, conn } => {
-                if self.clients[client].pcs.get(&conn).is_some_and(Pc::needs_negotiation) {
+            Event::NegotiationNeeded { client, conn, checked } => {
+                let pc = self.clients[client].pcs.get(&conn);
+                if pc.is_some_and(|pc| !checked || pc.needs_negotiation()) {
                     self.feed(client, Input::NegotiationNeeded { conn });
                 }
             }
@@ -857,6 +861,10 @@ impl Sim {
         let old_ufrag = pc.local.as_ref().map(|l| l.ufrag);
         let result: Result<Option<String>, &str> = match command {
             Command::CreateOffer { ice_restart, send, .. } => {
+                if send && !pc.sending {
+                    let delay = self.rng.between(1, 100);
+                    self.after(delay, Event::NegotiationNeeded { client: c, conn, checked: false });
+                }
                 pc.sending |= send;
                 if pc.sig == Sig::HaveRemoteOffer {
                     Err("createOffer in have-remote-offer")
@@ -945,7 +953,7 @@ impl Sim {
             }
         }
         if renegotiate {
-            self.after(1, Event::NegotiationNeeded { client: c, conn });
+            self.after(1, Event::NegotiationNeeded { client: c, conn, checked: true });
         }
         match result {
             Ok(description) => self.feed(c, Input::Done { conn, description }),

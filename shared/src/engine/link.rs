@@ -123,9 +123,15 @@ impl Link {
         self.inbox.extend(signals);
     }
 
-    /// The browser wants a new offer (a track was added or changed direction).
+    /// The browser wants a new offer (a track was added or changed direction). Heard while
+    /// a negotiation is under way, it is dropped: the browser fires it again on returning
+    /// to stable if that negotiation did not cover the change (and Chromium fires it for
+    /// the tracks our own offer is adding, which would cost a needless second round).
     pub fn negotiation_needed(&mut self) {
-        self.wants_offer = true;
+        let negotiating = self.signaling != Signaling::Stable || !matches!(self.op, None | Some(Op::Candidates));
+        if !negotiating {
+            self.wants_offer = true;
+        }
     }
 
     /// `connectionState` changed.
