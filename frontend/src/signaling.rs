@@ -14,7 +14,7 @@ use futures_util::{SinkExt, StreamExt};
 use gloo_net::websocket::futures::WebSocket;
 use gloo_net::websocket::{Message, State, WebSocketError};
 use leptos::task::spawn_local;
-use shared::protocol::{ClientMessage, ServerMessage};
+use shared::protocol::{ClientMessage, ErrorCode, ServerMessage};
 
 /// The close code of a socket closed on purpose, seat and all (RFC 6455 "normal closure").
 pub const CLOSE_NORMAL: u16 = 1000;
@@ -112,7 +112,14 @@ async fn drive(mut ws: WebSocket, mut orders: UnboundedReceiver<Order>, report: 
                 }
             }
             Wake::Frame(Some(Ok(Message::Text(text)))) => match ServerMessage::decode(&text) {
-                Ok(message) => report(SocketEvent::Received(message)),
+                Ok(message) => {
+                    // A newer relay's additions are ignored, and said so for whoever debugs.
+                    if matches!(message, ServerMessage::Unknown | ServerMessage::Error { code: ErrorCode::Unknown, .. })
+                    {
+                        leptos::logging::log!("ignored what this page does not know yet: {text}");
+                    }
+                    report(SocketEvent::Received(message))
+                }
                 Err(error) => leptos::logging::warn!("ignored a frame from the relay: {error}"),
             },
             Wake::Frame(Some(Ok(Message::Bytes(_)))) => leptos::logging::warn!("ignored a binary frame from the relay"),
