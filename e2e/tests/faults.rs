@@ -183,49 +183,39 @@ async fn in_a_call(driver: &ChromeDriver, relay: &Relay) -> Result<(Browser, Bro
     Ok((ana, bo))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn media_blackout_recovers_within_five_seconds() -> Result<()> {
+/// Ana and Bo in a call; `fault` strikes for `lasting`, then the network returns: how long
+/// until each is talking again (asserted within the product's promise, printed as `what`).
+async fn survive(what: &str, lasting: Duration, fault: impl FnOnce(&Relay) -> Result<Fault>) -> Result<()> {
     let relay = Relay::start(&[]).await?;
     let driver = ChromeDriver::start().await?;
     let (ana, bo) = in_a_call(&driver, &relay).await?;
 
-    // All UDP goes: the audio and ICE's checks; the relay's socket stays up.
-    let blackout = Fault::all_udp()?;
-    let outage = sit_out("blackout", &ana, &bo, Duration::from_secs(10)).await?;
-    let dropped = blackout.dropped()?;
-    drop(blackout);
+    let fault = fault(&relay)?;
+    let outage = sit_out(what, &ana, &bo, lasting).await?;
+    let dropped = fault.dropped()?;
+    drop(fault);
     let returned = Instant::now();
-    println!("blackout: {dropped} packets dropped; Ana showed {:?}, Bo {:?}", outage[0].states, outage[1].states);
+    println!("{what}: {dropped} packets dropped; Ana showed {:?}, Bo {:?}", outage[0].states, outage[1].states);
     check_silenced(&outage)?;
 
-    let back = until_talking("after the blackout", &ana, &bo, returned, WATCH).await?;
-    println!("BENCH 10 s UDP blackout, network back to talking: Ana {}, Bo {}", seconds(back[0]), seconds(back[1]));
-    assert_back("after a 10 s media blackout", back);
+    let back = until_talking(what, &ana, &bo, returned, WATCH).await?;
+    println!("BENCH {what}, network back to talking: Ana {}, Bo {}", seconds(back[0]), seconds(back[1]));
+    assert_back(what, back);
     ana.close().await?;
     bo.close().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn handover_recovers_without_a_tap() -> Result<()> {
-    let relay = Relay::start(&[]).await?;
-    let driver = ChromeDriver::start().await?;
-    let (ana, bo) = in_a_call(&driver, &relay).await?;
+async fn media_blackout_recovers_within_five_seconds() -> Result<()> {
+    // All UDP goes: the audio and ICE's checks; the relay's socket stays up.
+    survive("10 s UDP blackout", Duration::from_secs(10), |_| Fault::all_udp()).await
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handover_recovers_without_a_tap() -> Result<()> {
     // Everything but the test's own hold on the browsers goes, for longer than the page's
     // 25 s relay timeout and than ICE keeps trying.
-    let offline = Fault::everything_to(relay.port())?;
-    let outage = sit_out("offline", &ana, &bo, Duration::from_secs(35)).await?;
-    let dropped = offline.dropped()?;
-    drop(offline);
-    let returned = Instant::now();
-    println!("offline 35 s: {dropped} packets dropped; Ana showed {:?}, Bo {:?}", outage[0].states, outage[1].states);
-    check_silenced(&outage)?;
-
-    let back = until_talking("after the handover", &ana, &bo, returned, WATCH).await?;
-    println!("BENCH 35 s offline, network back to talking: Ana {}, Bo {}", seconds(back[0]), seconds(back[1]));
-    assert_back("after 35 s offline", back);
-    ana.close().await?;
-    bo.close().await
+    survive("35 s offline", Duration::from_secs(35), |relay| Fault::everything_to(relay.port())).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
