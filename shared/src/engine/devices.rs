@@ -28,8 +28,6 @@ pub enum Opened {
     Used,
     /// Nobody wants it any more; stopped.
     Stopped,
-    /// Not ours (a request of another kind).
-    NotOurs,
 }
 
 impl Slot {

@@ -113,11 +113,6 @@ impl Link {
         self.state == LinkState::Connected && self.signaling == Signaling::Stable && self.op.is_none()
     }
 
-    /// Where the signaling stands (for tests and logs).
-    pub fn signaling(&self) -> Signaling {
-        self.signaling
-    }
-
     /// Signals from the peer, in order.
     pub fn receive(&mut self, signals: impl IntoIterator<Item = Signal>) {
         self.inbox.extend(signals);

@@ -34,10 +34,6 @@ mod link;
 
 use std::collections::BTreeMap;
 
-pub use channel::{ACK_DELAY_MS, CANDIDATE_BATCH_MS, RESEND_AFTER_MS};
-pub use devices::Slot;
-pub use link::{FIRST_CONNECT_MS, RESTART_DISCONNECTED_MS, RETRY_MAX_MS, RETRY_MIN_MS, Signaling};
-
 use crate::backoff::RECONNECT;
 use crate::call::{Link as LinkState, Session};
 use crate::negotiation::{self, Met};
@@ -47,6 +43,7 @@ use crate::protocol::{
 };
 use crate::room::{PeerId, RoomId};
 use channel::{Channel, Received};
+use devices::Slot;
 use link::Link;
 
 /// A socket that has not opened after this long is given up and another one tried: after
@@ -521,11 +518,6 @@ impl Engine {
             microphone: self.microphone.device().map(str::to_owned),
             camera: self.camera.device().map(str::to_owned),
         }
-    }
-
-    /// The signaling state of the link to `peer` (for tests and logs).
-    pub fn signaling(&self, peer: PeerId) -> Option<Signaling> {
-        self.peers.get(&peer).map(|p| p.link.signaling())
     }
 
     /// Our id in the room, once joined.
