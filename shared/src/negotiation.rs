@@ -44,11 +44,11 @@ pub enum OfferAction {
     Ignore,
 }
 
-/// The collision rule of perfect negotiation. `making_offer` is whether we are between
-/// starting and sending our own offer; `stable` is whether our signaling state is `stable`.
-pub fn on_offer(role: Role, making_offer: bool, stable: bool) -> OfferAction {
-    let collision = making_offer || !stable;
-    if collision && !role.polite { OfferAction::Ignore } else { OfferAction::Accept }
+/// The collision rule of perfect negotiation. `stable` is whether our signaling state is
+/// `stable` when the offer is taken up; the engine runs one browser operation at a time, so
+/// no offer of ours is half made then (the pattern's `makingOffer` is always false).
+pub fn on_offer(role: Role, stable: bool) -> OfferAction {
+    if !stable && !role.polite { OfferAction::Ignore } else { OfferAction::Accept }
 }
 
 #[cfg(test)]
@@ -72,10 +72,9 @@ mod tests {
     fn only_the_impolite_side_ignores_a_colliding_offer() {
         let polite = Role { polite: true, offers_first: false };
         let impolite = Role { polite: false, offers_first: true };
-        assert_eq!(on_offer(impolite, true, true), OfferAction::Ignore);
-        assert_eq!(on_offer(impolite, false, false), OfferAction::Ignore);
-        assert_eq!(on_offer(impolite, false, true), OfferAction::Accept);
-        assert_eq!(on_offer(polite, true, false), OfferAction::Accept);
-        assert_eq!(on_offer(polite, false, true), OfferAction::Accept);
+        assert_eq!(on_offer(impolite, false), OfferAction::Ignore);
+        assert_eq!(on_offer(impolite, true), OfferAction::Accept);
+        assert_eq!(on_offer(polite, false), OfferAction::Accept);
+        assert_eq!(on_offer(polite, true), OfferAction::Accept);
     }
 }

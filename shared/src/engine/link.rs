@@ -275,7 +275,7 @@ impl Link {
             match self.inbox.pop_front()? {
                 Signal::Offer { sdp } => {
                     let stable = self.signaling == Signaling::Stable;
-                    if negotiation::on_offer(self.role, false, stable) == OfferAction::Ignore {
+                    if negotiation::on_offer(self.role, stable) == OfferAction::Ignore {
                         self.ignoring = true;
                         continue;
                     }
