@@ -297,17 +297,15 @@ impl Link {
                     return self
                         .start(Op::Remote(SdpKind::Answer), Command::SetRemote { conn, kind: SdpKind::Answer, sdp });
                 }
-                Signal::Candidate { candidate, sdp_mid, sdp_m_line_index } => {
+                first @ Signal::Candidate { .. } => {
                     if self.ignoring {
                         continue;
                     }
-                    let mut candidates = vec![Candidate { candidate, sdp_mid, sdp_m_line_index }];
-                    while let Some(Signal::Candidate { .. }) = self.inbox.front() {
-                        if let Some(Signal::Candidate { candidate, sdp_mid, sdp_m_line_index }) = self.inbox.pop_front()
-                        {
-                            candidates.push(Candidate { candidate, sdp_mid, sdp_m_line_index });
-                        }
-                    }
+                    // The candidates next in line go to the browser together.
+                    let more =
+                        std::iter::from_fn(|| self.inbox.pop_front_if(|s| matches!(s, Signal::Candidate { .. })));
+                    let candidates =
+                        std::iter::once(first).chain(more).filter_map(|s| Candidate::try_from(s).ok()).collect();
                     return self.start(Op::Candidates, Command::AddCandidates { conn, candidates });
                 }
             }

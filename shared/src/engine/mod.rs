@@ -39,7 +39,7 @@ use crate::call::{Link as LinkState, Session};
 use crate::negotiation::{self, Met};
 use crate::protocol::{
     CLIENT_PING_INTERVAL, CLIENT_RELAY_TIMEOUT, ClientMessage, ErrorCode, IceServer, IceTransportPolicy,
-    PROTOCOL_VERSION, ServerMessage,
+    PROTOCOL_VERSION, ServerMessage, Signal,
 };
 use crate::room::{PeerId, RoomId};
 use channel::{Channel, Received};
@@ -97,6 +97,26 @@ pub struct Candidate {
     pub sdp_mid: Option<String>,
     /// Its m-line index.
     pub sdp_m_line_index: Option<u16>,
+}
+
+impl From<Candidate> for Signal {
+    fn from(Candidate { candidate, sdp_mid, sdp_m_line_index }: Candidate) -> Self {
+        Signal::Candidate { candidate, sdp_mid, sdp_m_line_index }
+    }
+}
+
+impl TryFrom<Signal> for Candidate {
+    /// The signal, when it is not a candidate.
+    type Error = Signal;
+
+    fn try_from(signal: Signal) -> Result<Self, Signal> {
+        match signal {
+            Signal::Candidate { candidate, sdp_mid, sdp_m_line_index } => {
+                Ok(Candidate { candidate, sdp_mid, sdp_m_line_index })
+            }
+            other => Err(other),
+        }
+    }
 }
 
 /// What the relay said about ICE: the servers, and whether only TURN may be used.
@@ -576,8 +596,7 @@ impl Engine {
             }
             Input::LocalCandidate { conn, candidate } => {
                 if let Some(peer) = self.peer_mut(conn) {
-                    let Candidate { candidate, sdp_mid, sdp_m_line_index } = candidate;
-                    peer.channel.push(crate::protocol::Signal::Candidate { candidate, sdp_mid, sdp_m_line_index }, now);
+                    peer.channel.push(candidate.into(), now);
                 }
             }
             Input::Connection { conn, state } => {
