@@ -57,6 +57,37 @@ ensure_frontend_tools() {
   export PATH="$TOOLS/node_modules/binaryen/bin:$PATH"
 }
 
+# Firefox and its WebDriver: Debian's firefox-esr, geckodriver from crates.io.
+ensure_firefox() {
+  ensure_apt firefox-esr
+  if ! geckodriver --version 2>/dev/null | grep -q '^geckodriver 0\.37\.0'; then
+    say "installing geckodriver 0.37.0 (a minute, once)"
+    cargo install geckodriver --version 0.37.0 --locked
+  fi
+}
+
+# WebKit (Safari's engine) as Debian builds it: WebKitGTK's WebDriver and MiniBrowser, which
+# needs an X display (xvfb-run). It has getUserMedia but no RTCPeerConnection.
+ensure_webkit() {
+  ensure_apt webkit2gtk-driver xvfb xauth
+}
+
+# The example Python peer's interpreter: a venv in $TOOLS with the pinned aiortc from PyPI.
+# Debian's python3 (not whatever else is on PATH), so every machine builds the same venv.
+PYTHON_PEER_VENV="$TOOLS/python-peer"
+ensure_python_peer() {
+  ensure_apt python3 python3-venv
+  local requirements="$ROOT/examples/python-peer/requirements.txt"
+  if ! cmp -s "$requirements" "$PYTHON_PEER_VENV/requirements.txt"; then
+    say "installing the Python peer's packages (aiortc, from PyPI) into $PYTHON_PEER_VENV"
+    rm -rf "$PYTHON_PEER_VENV"
+    /usr/bin/python3 -m venv "$PYTHON_PEER_VENV"
+    "$PYTHON_PEER_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$PYTHON_PEER_VENV/requirements.txt"
+  fi
+  export PYTHON_PEER="$PYTHON_PEER_VENV/bin/python"
+}
+
 # dist/: the release build of the frontend, with .gz copies the relay serves to browsers
 # that accept gzip (all of them).
 build_frontend() {
@@ -67,15 +98,26 @@ build_frontend() {
     -exec gzip -9 --keep --force {} +
 }
 
-# Runs "$@" in a network namespace that has only a loopback interface, so that WebRTC in
-# the end-to-end tests can use nothing but 127.0.0.1 (the machine's LAN address is never
-# a candidate). Falls back to the host's namespace, with a note, where namespaces cannot
-# be made (not root, no iproute2).
+# Runs "$@" in a network namespace that reaches nothing outside this machine's loopback: a
+# loopback interface, and a veth pair whose two ends are both inside it (10.99.0.1, the
+# default route). WebRTC in the end-to-end tests can use nothing but these addresses (the
+# machine's LAN address is never a candidate). The pair is there for Firefox, which gathers
+# no ICE candidates from loopback and none at all without an interface and a default route.
+# Falls back to the host's namespace, with a note, where namespaces cannot be made (not
+# root, no iproute2).
 in_loopback_namespace() {
   local ns=linkcall-e2e
   if ip netns list 2>/dev/null | grep -qw "$ns" || as_root ip netns add "$ns" 2>/dev/null; then
-    as_root ip netns exec "$ns" ip link set lo up
-    as_root ip netns exec "$ns" env PATH="$PATH" HOME="$HOME" "$@"
+    local inside=(as_root ip netns exec "$ns")
+    "${inside[@]}" ip link set lo up
+    if ! "${inside[@]}" ip link show lc0 >/dev/null 2>&1; then
+      "${inside[@]}" ip link add lc0 type veth peer name lc1
+      "${inside[@]}" ip addr add 10.99.0.1/24 dev lc0
+      "${inside[@]}" ip link set lc1 up
+      "${inside[@]}" ip link set lc0 up
+      "${inside[@]}" ip route add default dev lc0
+    fi
+    "${inside[@]}" env PATH="$PATH" HOME="$HOME" PYTHON_PEER="${PYTHON_PEER:-}" "$@"
   else
     say "note: no network namespace here; the browsers may use this machine's LAN address"
     "$@"

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Installs what the tests need (the wasm toolchain, Chromium, ChromeDriver, coturn), builds
-# the frontend, checks formatting and lints, and runs every test: unit, relay integration
-# over real sockets, and end-to-end calls between real Chromium instances.
+# Installs what the tests need (the wasm toolchain, Chromium, ChromeDriver, Firefox,
+# geckodriver, WebKitGTK's WebDriver, coturn, the Python peer's aiortc), builds the frontend,
+# checks formatting and lints, and runs every test: unit, relay integration over real
+# sockets, and end-to-end calls between real browsers and a real Python peer.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # fonts-wqy-microhei: the Chinese UI's screenshots need a CJK font (phones have one).
 ensure_apt chromium chromium-driver coturn iproute2 nftables ca-certificates fonts-wqy-microhei
+ensure_firefox
+ensure_webkit
+ensure_python_peer
 build_frontend
 say "cargo fmt --check"
 cargo fmt --all --check

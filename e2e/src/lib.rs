@@ -1,5 +1,7 @@
-//! The end-to-end harness: a real relay serving the built frontend, a real ChromeDriver,
-//! and separate real Chromium instances with fake media devices, one per person.
+//! The end-to-end harness: a real relay serving the built frontend, and separate real
+//! browsers with fake media devices, one per person: Chromium through ChromeDriver
+//! ([`chromium`]), Firefox through geckodriver ([`firefox`]), WebKitGTK through
+//! WebKitWebDriver ([`webkit`]), all driven alike ([`Browser`]).
 //!
 //! It builds nothing: `scripts/test.sh` builds `dist/` first. When a part is missing the
 //! harness fails with what to install, never skips.
@@ -10,13 +12,20 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+mod bidi;
+mod browser;
+mod chromium;
+pub mod firefox;
+pub mod python;
+pub mod webkit;
+
+pub use browser::{Browser, PATIENCE, PeerInfo};
+pub use chromium::{ANDROID_CHROME, ChromeDriver, Profile};
 
 /// What went wrong in a test, in words a person can act on.
 #[derive(Debug, thiserror::Error)]
@@ -175,7 +184,13 @@ impl Coturn {
 
 /// Starts a helper program (`$variable`, else `default`) that will listen on `port`, and
 /// waits until it does. When it cannot start, says which Debian `packages` to install.
-async fn spawn_tool(variable: &str, default: &str, args: &[&str], packages: &str, port: u16) -> Result<Child> {
+pub(crate) async fn spawn_tool(
+    variable: &str,
+    default: &str,
+    args: &[&str],
+    packages: &str,
+    port: u16,
+) -> Result<Child> {
     let program = std::env::var(variable).unwrap_or_else(|_| default.into());
     let process = Command::new(&program)
         .args(args)
@@ -335,347 +350,10 @@ impl PacketLoss {
     }
 }
 
-/// A ChromeDriver process on a free port. Killed on drop.
-pub struct ChromeDriver {
-    url: String,
-    _process: Child,
-}
-
-/// The flags every Chromium of the tests runs with: headless, no network but loopback, and
-/// fake microphone and camera that need no permission prompt (the fake microphone beeps).
-const CHROMIUM_FLAGS: &[&str] = &[
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    // The tests run in a network namespace with loopback only: let WebRTC use it.
-    "--allow-loopback-in-peer-connection",
-    "--window-size=1280,900",
-];
-
-impl ChromeDriver {
-    /// Starts `chromedriver` (or `$CHROMEDRIVER`) for `chromium` (or `$CHROMIUM`).
-    pub async fn start() -> Result<Self> {
-        let port = free_port().await?;
-        let process =
-            spawn_tool("CHROMEDRIVER", "chromedriver", &[&format!("--port={port}")], "chromium chromium-driver", port)
-                .await?;
-        Ok(Self { url: format!("http://127.0.0.1:{port}"), _process: process })
-    }
-
-    /// A new, separate Chromium with its own empty profile, plus `extra` flags.
-    pub async fn browser(&self, extra: &[&str]) -> Result<Browser> {
-        self.browser_as(Profile { flags: extra.iter().map(|s| s.to_string()).collect(), ..Profile::default() }).await
-    }
-
-    /// A new, separate Chromium set up as `profile` says.
-    pub async fn browser_as(&self, profile: Profile) -> Result<Browser> {
-        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        if !std::path::Path::new(&chromium).exists() {
-            return Err(Error::Missing(format!(
-                "no Chromium at {chromium}: install Debian's chromium (`apt-get install chromium chromium-driver`)"
-            )));
-        }
-        let data = tempfile::tempdir()?;
-        let mut args: Vec<String> = CHROMIUM_FLAGS
-            .iter()
-            .filter(|flag| !(profile.deny_media && **flag == "--use-fake-ui-for-media-stream"))
-            .map(|s| s.to_string())
-            .chain(profile.flags)
-            .collect();
-        args.push(format!("--user-data-dir={}", data.path().display()));
-        if profile.deny_media {
-            args.push("--deny-permission-prompts".into());
-        }
-        if let Some(language) = profile.language {
-            args.push(format!("--lang={language}"));
-            args.push(format!("--accept-lang={language}"));
-        }
-        let mut options = json!({ "binary": chromium, "args": args });
-        if let Some(user_agent) = &profile.phone {
-            options["mobileEmulation"] = json!({
-                "deviceMetrics": { "width": 360, "height": 640, "pixelRatio": 3.0, "touch": true },
-                "userAgent": user_agent,
-            });
-        }
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": options,
-            "goog:loggingPrefs": { "performance": "ALL" },
-        });
-        let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object literal") };
-        let client = ClientBuilder::new(HttpConnector::new()).capabilities(capabilities).connect(&self.url).await?;
-        Ok(Browser { client, _profile: data })
-    }
-}
-
-/// How a test's Chromium differs from the default desktop one.
-#[derive(Clone, Debug, Default)]
-pub struct Profile {
-    /// Extra command-line flags (`--user-agent=...`).
-    pub flags: Vec<String>,
-    /// Emulate a 360×640 touch phone with this user agent.
-    pub phone: Option<String>,
-    /// Refuse the microphone and camera, as a person tapping "Block" would.
-    pub deny_media: bool,
-    /// The browser's language (`zh-CN`): `navigator.language` and `Accept-Language`.
-    pub language: Option<&'static str>,
-}
-
-/// A phone's browser (Chrome on Android) for mobile emulation.
-pub const ANDROID_CHROME: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) \
-    Chrome/126.0.0.0 Mobile Safari/537.36";
-
 /// A loopback port nobody listens on now.
 pub async fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     Ok(listener.local_addr()?.port())
-}
-
-/// What a page shows of one remote participant (`data-testid="peer"`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeerInfo {
-    /// `data-peer-id`.
-    pub id: u32,
-    /// `data-bytes-received`: audio RTP payload bytes from this peer.
-    pub bytes_received: u64,
-    /// `data-bytes-sent`: audio RTP payload bytes to this peer.
-    pub bytes_sent: u64,
-    /// `data-audio-level`: RMS level heard from this peer over the last second.
-    pub level: f64,
-    /// `data-path`: the type of our candidate on the selected pair (`host`, `relay`...).
-    pub path: String,
-}
-
-/// One person's browser.
-pub struct Browser {
-    client: Client,
-    _profile: tempfile::TempDir,
-}
-
-/// How long a step of the story may take before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(20);
-
-impl Browser {
-    /// Opens `url`.
-    pub async fn open(&self, url: &str) -> Result<()> {
-        Ok(self.client.goto(url).await?)
-    }
-
-    /// Reloads the page.
-    pub async fn reload(&self) -> Result<()> {
-        Ok(self.client.refresh().await?)
-    }
-
-    fn testid(id: &str) -> String {
-        format!("[data-testid=\"{id}\"]")
-    }
-
-    /// The element `data-testid=id`, waiting for it to appear.
-    async fn element(&self, id: &str) -> Result<fantoccini::elements::Element> {
-        Ok(self.client.wait().at_most(PATIENCE).for_element(Locator::Css(&Self::testid(id))).await?)
-    }
-
-    /// Clicks the element `data-testid=id`, waiting for it to appear.
-    pub async fn click(&self, id: &str) -> Result<()> {
-        Ok(self.element(id).await?.click().await?)
-    }
-
-    /// An attribute of the element `data-testid=id`, waiting for it to appear.
-    pub async fn attr(&self, id: &str, name: &str) -> Result<Option<String>> {
-        Ok(self.element(id).await?.attr(name).await?)
-    }
-
-    /// The `value` of the input `data-testid=id`.
-    pub async fn value(&self, id: &str) -> Result<String> {
-        Ok(self.element(id).await?.prop("value").await?.unwrap_or_default())
-    }
-
-    /// The call state shown (`data-state` of `call-state`).
-    pub async fn call_state(&self) -> Result<String> {
-        Ok(self.attr("call-state", "data-state").await?.unwrap_or_default())
-    }
-
-    /// Waits until the call state is `state`; returns how long that took.
-    pub async fn wait_state(&self, state: &str) -> Result<Duration> {
-        self.wait_state_for(state, PATIENCE).await
-    }
-
-    /// Waits up to `patience` until the call state is `state`; returns how long that took.
-    pub async fn wait_state_for(&self, state: &str, patience: Duration) -> Result<Duration> {
-        let start = Instant::now();
-        let mut last = String::new();
-        while start.elapsed() < patience {
-            last = self.call_state().await?;
-            if last == state {
-                return Ok(start.elapsed());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Err(Error::Timeout { what: format!("call state {state} (still {last})"), after: patience })
-    }
-
-    /// The remote participants as the page shows them.
-    pub async fn peers(&self) -> Result<Vec<PeerInfo>> {
-        let script = r#"return [...document.querySelectorAll('[data-testid="peer"]')].map(e => [
-            e.dataset.peerId, e.dataset.bytesReceived, e.dataset.bytesSent, e.dataset.audioLevel, e.dataset.path])"#;
-        let rows = self.client.execute(script, vec![]).await?;
-        let parse = |v: &Value| v.as_str().unwrap_or("0").parse::<f64>().unwrap_or(0.0);
-        Ok(rows
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|row| {
-                let row = row.as_array()?;
-                Some(PeerInfo {
-                    id: parse(row.first()?) as u32,
-                    bytes_received: parse(row.get(1)?) as u64,
-                    bytes_sent: parse(row.get(2)?) as u64,
-                    level: parse(row.get(3)?),
-                    path: row.get(4)?.as_str().unwrap_or_default().to_owned(),
-                })
-            })
-            .collect())
-    }
-
-    /// The `data-*` attributes of the one remote participant's `stats` element, without
-    /// the `data-` prefix (`rtt-ms`, `loss-pct`, `max-bitrate-kbps`...).
-    pub async fn stats(&self) -> Result<std::collections::BTreeMap<String, String>> {
-        let script = r#"const e = document.querySelector('[data-testid="stats"]');
-            return e ? Object.fromEntries([...e.attributes].filter(a => a.name.startsWith('data-'))
-                .map(a => [a.name.slice(5), a.value])) : {};"#;
-        let value = self.client.execute(script, vec![]).await?;
-        Ok(value
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-            .collect())
-    }
-
-    /// The width of the video the element `data-testid=id` is playing, if it is on the page.
-    pub async fn video_width(&self, id: &str) -> Result<Option<u64>> {
-        let script =
-            format!("const v = document.querySelector('{}'); return v ? v.videoWidth : null;", Self::testid(id));
-        Ok(self.client.execute(&script, vec![]).await?.as_u64())
-    }
-
-    /// A number attribute of the element `data-testid=id` (0 when absent).
-    pub async fn number(&self, id: &str, attribute: &str) -> Result<f64> {
-        Ok(self.attr(id, attribute).await?.and_then(|v| v.parse().ok()).unwrap_or(0.0))
-    }
-
-    /// Whether an element `data-testid=id` is on the page now.
-    pub async fn shows(&self, id: &str) -> Result<bool> {
-        Ok(!self.client.find_all(Locator::Css(&Self::testid(id))).await?.is_empty())
-    }
-
-    /// Waits until the one remote participant satisfies `test`, and returns it.
-    pub async fn wait_peer(&self, what: &str, test: impl Fn(&PeerInfo) -> bool) -> Result<PeerInfo> {
-        let start = Instant::now();
-        let mut last = Vec::new();
-        while start.elapsed() < PATIENCE {
-            last = self.peers().await?;
-            if let [peer] = last.as_slice()
-                && test(peer)
-            {
-                return Ok(peer.clone());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(Error::Timeout { what: format!("{what} (peers shown: {last:?})"), after: PATIENCE })
-    }
-
-    /// The compressed bytes of the first load of the current page: the document and every
-    /// resource it fetched, as the browser's Resource Timing API counted them.
-    pub async fn page_weight(&self) -> Result<Vec<(String, u64)>> {
-        let script = r#"return [...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')]
-            .map(e => [e.name, e.encodedBodySize])"#;
-        let rows = self.client.execute(script, vec![]).await?;
-        Ok(rows
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|row| Some((row.get(0)?.as_str()?.to_owned(), row.get(1)?.as_u64()?)))
-            .collect())
-    }
-
-    /// Runs `script` in the page and returns what it returns.
-    pub async fn script(&self, script: &str) -> Result<Value> {
-        Ok(self.client.execute(script, vec![]).await?)
-    }
-
-    /// The text of the element `data-testid=id`, waiting for it to appear.
-    pub async fn text(&self, id: &str) -> Result<String> {
-        Ok(self.element(id).await?.text().await?)
-    }
-
-    /// Waits until the page's own microphone meter (`mic-level`) satisfies `test`.
-    pub async fn wait_mic_level(&self, what: &str, test: impl Fn(f64) -> bool) -> Result<()> {
-        until(what, || async { Ok(test(self.number("mic-level", "data-level").await?)) }).await
-    }
-
-    /// Sends a Chrome DevTools Protocol command through ChromeDriver.
-    pub async fn devtools(&self, method: &str, params: Value) -> Result<Value> {
-        let body = json!({ "cmd": method, "params": params });
-        Ok(self.client.issue_cmd(Extension { path: "goog/cdp/execute", body }).await?)
-    }
-
-    /// Every URL the browser requested or opened a WebSocket to since the last call, from
-    /// its DevTools network events (ChromeDriver's performance log).
-    pub async fn requested_urls(&self) -> Result<Vec<String>> {
-        let entries =
-            self.client.issue_cmd(Extension { path: "se/log", body: json!({ "type": "performance" }) }).await?;
-        let urls = entries.as_array().into_iter().flatten().filter_map(|entry| {
-            let message: Value = serde_json::from_str(entry["message"].as_str()?).ok()?;
-            let message = &message["message"];
-            match message["method"].as_str()? {
-                "Network.requestWillBeSent" => message["params"]["request"]["url"].as_str().map(str::to_owned),
-                "Network.webSocketCreated" => message["params"]["url"].as_str().map(str::to_owned),
-                _ => None,
-            }
-        });
-        Ok(urls.collect())
-    }
-
-    /// Saves a PNG of the page as `target/e2e-artifacts/<name>.png` and returns its path.
-    pub async fn screenshot(&self, name: &str) -> Result<PathBuf> {
-        let dir = workspace_root().join("target").join("e2e-artifacts");
-        std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{name}.png"));
-        std::fs::write(&path, self.client.screenshot().await?)?;
-        Ok(path.canonicalize()?)
-    }
-
-    /// Ends the browser session.
-    pub async fn close(self) -> Result<()> {
-        Ok(self.client.close().await?)
-    }
-}
-
-/// A ChromeDriver extension command (`POST /session/<id>/<path>`), which fantoccini does
-/// not wrap.
-#[derive(Debug)]
-struct Extension {
-    path: &'static str,
-    body: Value,
-}
-
-impl fantoccini::wd::WebDriverCompatibleCommand for Extension {
-    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> std::result::Result<url::Url, url::ParseError> {
-        base.join(&format!("session/{}/{}", session.unwrap_or_default(), self.path))
-    }
-
-    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
-        (http::Method::POST, Some(self.body.to_string()))
-    }
 }
 
 /// Polls `test` until it holds, or fails after [`PATIENCE`] saying `what` never happened.
@@ -708,6 +386,25 @@ pub async fn open_room(relay: &Relay, ana: &Browser) -> Result<String> {
 pub async fn meet(relay: &Relay, ana: &Browser, bo: &Browser) -> Result<()> {
     bo.open(&open_room(relay, ana).await?).await?;
     bo.click("join").await
+}
+
+/// Heard: Chromium's fake microphone beeps and Firefox's plays a tone; a receiver hears an
+/// RMS level of about 0.5 during a beep and well above this over any one-second window.
+pub const HEARD: f64 = 0.05;
+/// What a muted sender's audio reads as at the receiver.
+pub const SILENT: f64 = 0.005;
+
+/// Waits until audio bytes flow both ways between Ana and Bo: each side's counters grow.
+pub async fn audio_flows_both_ways(ana: &Browser, bo: &Browser) -> Result<()> {
+    let (a0, b0) = (ana.wait_peer("a peer", |_| true).await?, bo.wait_peer("a peer", |_| true).await?);
+    let grew = |before: PeerInfo| {
+        move |now: &PeerInfo| {
+            now.bytes_received > before.bytes_received + 1_000 && now.bytes_sent > before.bytes_sent + 1_000
+        }
+    };
+    ana.wait_peer("audio bytes flowing to and from Ana", grew(a0)).await?;
+    bo.wait_peer("audio bytes flowing to and from Bo", grew(b0)).await?;
+    Ok(())
 }
 
 /// The median of some durations (the upper one of the middle two for an even count).

@@ -7,26 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{Browser, ChromeDriver, PeerInfo, Relay, Result, median};
-
-/// The fake microphone beeps: a receiver hears an RMS level of about 0.5 during a beep and
-/// well above this over any one-second window.
-const HEARD: f64 = 0.05;
-/// What a muted sender's audio reads as at the receiver.
-const SILENT: f64 = 0.005;
-
-/// Waits until audio bytes flow both ways between Ana and Bo: each side's counters grow.
-async fn audio_flows_both_ways(ana: &Browser, bo: &Browser) -> Result<()> {
-    let (a0, b0) = (ana.wait_peer("a peer", |_| true).await?, bo.wait_peer("a peer", |_| true).await?);
-    let grew = |before: PeerInfo| {
-        move |now: &PeerInfo| {
-            now.bytes_received > before.bytes_received + 1_000 && now.bytes_sent > before.bytes_sent + 1_000
-        }
-    };
-    ana.wait_peer("audio bytes flowing to and from Ana", grew(a0)).await?;
-    bo.wait_peer("audio bytes flowing to and from Bo", grew(b0)).await?;
-    Ok(())
-}
+use e2e::{ChromeDriver, HEARD, Relay, Result, SILENT, audio_flows_both_ways, median};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {

@@ -6,7 +6,17 @@ use wasm_bindgen_futures::JsFuture;
 
 /// `object[key]` as a number (0 when absent: stats fields appear only once data flows).
 pub fn number(object: &JsValue, key: &str) -> f64 {
-    Reflect::get(object, &key.into()).ok().and_then(|v| v.as_f64()).unwrap_or(0.0)
+    optional_number(object, key).unwrap_or(0.0)
+}
+
+/// `object[key]` as a number, if it is one.
+pub fn optional_number(object: &JsValue, key: &str) -> Option<f64> {
+    Reflect::get(object, &key.into()).ok().and_then(|v| v.as_f64())
+}
+
+/// `object[key]` as a boolean (false when absent).
+pub fn flag(object: &JsValue, key: &str) -> bool {
+    Reflect::get(object, &key.into()).ok().and_then(|v| v.as_bool()).unwrap_or(false)
 }
 
 /// `object[key]` as a string (empty when absent).

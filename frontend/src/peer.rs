@@ -340,9 +340,14 @@ impl Peer {
 
 /// Reads the audio figures of one `RTCStatsReport` (a maplike of stats dictionaries keyed
 /// by id; its `forEach` and `get` are `Map`'s).
+///
+/// Browsers differ: where there is no `transport` stats object (older Firefox) the selected
+/// candidate pair is the one marked `selected`, or nominated and succeeded; where a receiver
+/// report has no `fractionLost`, its counts stand in (see [`Sample::remote_fraction_lost`]).
 fn read_sample(report: &js_sys::Map) -> Sample {
     let mut sample = Sample::default();
-    let (mut selected_pair, mut codec_id, mut remote_rtt) = (String::new(), String::new(), None);
+    let (mut selected_pair, mut marked_pair, mut codec_id, mut remote_rtt) =
+        (String::new(), String::new(), String::new(), None);
     report.for_each(&mut |stat, _| {
         sample.at_ms = sample.at_ms.max(browser::number(&stat, "timestamp"));
         let audio = browser::string(&stat, "kind") == "audio";
@@ -364,13 +369,26 @@ fn read_sample(report: &js_sys::Map) -> Sample {
                 sample.bytes_sent += browser::number(&stat, "bytesSent") as u64;
             }
             "remote-inbound-rtp" if audio => {
-                sample.remote_fraction_lost = sample.remote_fraction_lost.max(browser::number(&stat, "fractionLost"));
+                if let Some(fraction) = browser::optional_number(&stat, "fractionLost") {
+                    sample.remote_fraction_lost = Some(sample.remote_fraction_lost.unwrap_or(0.0).max(fraction));
+                }
+                sample.remote_packets_lost += browser::number(&stat, "packetsLost") as i64;
+                sample.remote_packets_received += browser::number(&stat, "packetsReceived") as u64;
                 remote_rtt = Some(browser::number(&stat, "roundTripTime")).filter(|rtt| *rtt > 0.0);
             }
             "transport" => selected_pair = browser::string(&stat, "selectedCandidatePairId"),
+            "candidate-pair"
+                if browser::flag(&stat, "selected")
+                    || (browser::flag(&stat, "nominated") && browser::string(&stat, "state") == "succeeded") =>
+            {
+                marked_pair = browser::string(&stat, "id");
+            }
             _ => {}
         }
     });
+    if selected_pair.is_empty() {
+        selected_pair = marked_pair;
+    }
     let pair = report.get(&selected_pair.into());
     let local = report.get(&browser::string(&pair, "localCandidateId").into());
     sample.path = CandidateType::parse(&browser::string(&local, "candidateType"));

@@ -106,6 +106,7 @@ fn Room(room: RoomId) -> impl IntoView {
     let url = format!("{}/r/{room}", window().location().origin().unwrap_or_default());
     match media::verdict() {
         Verdict::Ready => view! { <CallRoom room url /> }.into_any(),
+        Verdict::MicrophoneOnly => view! { <MicrophoneOnlyRoom room url /> }.into_any(),
         Verdict::OpenInBrowser { app, os } => view! { <InAppGuide app os url /> }.into_any(),
         Verdict::Insecure => view! { <CannotCall error=CallError::Insecure url /> }.into_any(),
         Verdict::Unsupported => view! { <CannotCall error=CallError::NoWebRtc url /> }.into_any(),
@@ -142,11 +143,38 @@ fn CannotCall(error: CallError, url: String) -> impl IntoView {
     }
 }
 
-/// The call in a room, in a browser that can make it.
+/// A browser with a microphone but no WebRTC: the room as usual, so the person can test
+/// their microphone and pass the link on; Join tells them this browser cannot call and
+/// gives them the link to open in one that can (the microphone is released then).
 #[component]
-fn CallRoom(room: RoomId, url: String) -> impl IntoView {
+fn MicrophoneOnlyRoom(room: RoomId, url: String) -> impl IntoView {
+    let tried_to_join = RwSignal::new(false);
+    move || {
+        let url = url.clone();
+        if tried_to_join.get() {
+            view! { <CannotCall error=CallError::NoWebRtc url /> }.into_any()
+        } else {
+            let cannot_join = Callback::new(move |()| tried_to_join.set(true));
+            view! { <CallRoom room=room.clone() url cannot_join /> }.into_any()
+        }
+    }
+}
+
+/// The call in a room.
+#[component]
+fn CallRoom(
+    room: RoomId,
+    url: String,
+    /// Where this browser cannot make calls, what Join does instead of joining.
+    #[prop(optional)]
+    cannot_join: Option<Callback<()>>,
+) -> impl IntoView {
     let call = StoredValue::new_local(Call::new(room));
     on_cleanup(move || call.try_with_value(Call::dispose).unwrap_or_default());
+    let join = move |_| match cannot_join {
+        Some(instead) => instead.run(()),
+        None => call.with_value(Call::join),
+    };
     let view = call.with_value(Call::view);
     let state = Memo::new(move |_| view.state());
     let camera_on = move || view.camera_on.get();
@@ -176,7 +204,7 @@ fn CallRoom(room: RoomId, url: String) -> impl IntoView {
                     Session::Idle | Session::Failed | Session::Ended => {
                         let first = view.session.get() == Session::Idle;
                         view! {
-                            <button class="primary big" data-testid="join" on:click=move |_| call.with_value(Call::join)>
+                            <button class="primary big" data-testid="join" on:click=join>
                                 {move || if first { text().join } else { text().join_again }}
                             </button>
                             <Show when=move || !first><NewRoomLink /></Show>

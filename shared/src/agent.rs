@@ -146,7 +146,11 @@ pub enum Verdict {
     },
     /// The page was opened over plain HTTP (not loopback): the link must be `https://`.
     Insecure,
-    /// A browser without WebRTC or a microphone API.
+    /// A microphone but no WebRTC (a browser or web view built without it, such as
+    /// Debian's WebKitGTK): the person can still test their microphone and pass the link
+    /// on, so show the room, and explain at Join that calls need another browser.
+    MicrophoneOnly,
+    /// Neither WebRTC nor a microphone API: nothing of a call works here.
     Unsupported,
 }
 
@@ -158,6 +162,7 @@ pub fn verdict(user_agent: &str, support: Support) -> Verdict {
     match InApp::detect(user_agent) {
         Some(app) => Verdict::OpenInBrowser { app, os: Os::detect(user_agent) },
         None if !support.secure => Verdict::Insecure,
+        None if support.microphone => Verdict::MicrophoneOnly,
         None => Verdict::Unsupported,
     }
 }
@@ -258,6 +263,23 @@ mod tests {
         let insecure = Support { secure: false, microphone: false, peer_connection: true };
         assert_eq!(verdict(CHROME_ANDROID, insecure), Verdict::Insecure);
         assert_eq!(verdict(FIREFOX_DESKTOP, NOTHING), Verdict::Unsupported);
+        let no_microphone = Support { secure: true, microphone: false, peer_connection: true };
+        assert_eq!(verdict(FIREFOX_DESKTOP, no_microphone), Verdict::Unsupported);
+    }
+
+    #[test]
+    fn a_browser_with_a_microphone_but_no_webrtc_shows_the_room() {
+        // Debian's WebKitGTK 2.50 (its agent, as it sends it): getUserMedia works,
+        // RTCPeerConnection is not built in.
+        const WEBKITGTK: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/605.1.15 (KHTML, like Gecko) \
+            Version/60.5 Safari/605.1.15";
+        let no_webrtc = Support { peer_connection: false, ..EVERYTHING };
+        assert_eq!(verdict(WEBKITGTK, no_webrtc), Verdict::MicrophoneOnly);
+        assert_eq!(verdict(SAFARI_IOS, no_webrtc), Verdict::MicrophoneOnly);
+        // Over plain HTTP the microphone is withheld whatever the browser: fix the link first.
+        assert_eq!(verdict(WEBKITGTK, Support { secure: false, ..no_webrtc }), Verdict::Insecure);
+        // An app's browser still gets the way out of the app, which is where calls work.
+        assert_eq!(verdict(WECHAT_IOS, no_webrtc), Verdict::OpenInBrowser { app: InApp::WeChat, os: Os::Ios });
     }
 
     #[test]

@@ -20,8 +20,15 @@ pub struct Sample {
     pub packets_lost: i64,
     /// `remote-inbound-rtp` (audio) `fractionLost`: the share of what we sent that never
     /// reached the peer, over the interval of its last receiver report (0 to 1). Receiver
-    /// reports come every few seconds, so this is steadier than a per-second count.
-    pub remote_fraction_lost: f64,
+    /// reports come every few seconds, so this is steadier than a per-second count. Not
+    /// every browser reports it: then [`Self::remote_packets_lost`] and
+    /// [`Self::remote_packets_received`] tell the same.
+    pub remote_fraction_lost: Option<f64>,
+    /// `remote-inbound-rtp` (audio) `packetsLost`: of what we sent, what the peer's
+    /// receiver reports say never arrived.
+    pub remote_packets_lost: i64,
+    /// `remote-inbound-rtp` (audio) `packetsReceived` (Firefox has it, Chromium not).
+    pub remote_packets_received: u64,
     /// `inbound-rtp` (audio) `jitter`, in seconds.
     pub jitter_s: f64,
     /// The round-trip time of the selected candidate pair (`currentRoundTripTime`), or of
@@ -134,7 +141,7 @@ impl Quality {
             rtt_ms,
             jitter_ms,
             loss_pct,
-            send_loss_pct: (after.remote_fraction_lost * 100.0).clamp(0.0, 100.0),
+            send_loss_pct: send_loss_pct(before, after),
             send_kbps: kbps(before.bytes_sent, after.bytes_sent),
             receive_kbps: kbps(before.bytes_received, after.bytes_received),
             jitter_buffer_ms: if emitted > 0.0 {
@@ -146,6 +153,20 @@ impl Quality {
             level: rms_level(before, after),
             available_kbps: after.available_outgoing_bps.map(|bps| bps / 1000.0),
             mos: mos(rtt_ms, jitter_ms, loss_pct),
+        }
+    }
+}
+
+/// The share of our packets lost on the way to the peer: its latest receiver report's
+/// `fractionLost` where the browser gives it, else what the reports that came between the
+/// two readings counted (0 when none came).
+fn send_loss_pct(before: &Sample, after: &Sample) -> f64 {
+    match after.remote_fraction_lost {
+        Some(fraction) => (fraction * 100.0).clamp(0.0, 100.0),
+        None => {
+            let lost = (after.remote_packets_lost - before.remote_packets_lost).max(0) as f64;
+            let received = after.remote_packets_received.saturating_sub(before.remote_packets_received) as f64;
+            percent(lost, lost + received)
         }
     }
 }
@@ -369,7 +390,7 @@ mod tests {
             bytes_received: 22_000, // 16 kbit/s
             packets_received: 945,  // 45 received, 5 lost: 10 %
             packets_lost: 105,
-            remote_fraction_lost: 0.1,
+            remote_fraction_lost: Some(0.1),
             jitter_buffer_delay_s: 13.0, // 3 s over 48,000 samples: 0.0625 ms each
             jitter_buffer_emitted: 148_000,
             concealed_samples: 5_800, // 4,800 of 48,000: 10 %
@@ -385,6 +406,16 @@ mod tests {
         assert!(close(q.jitter_buffer_ms, 0.0625), "{q:?}");
         assert!(close(q.concealment_pct, 10.0) && close(q.level, 0.5), "{q:?}");
         assert!(close(q.mos, mos(100.0, 10.0, 10.0)), "{q:?}");
+    }
+
+    #[test]
+    fn without_fraction_lost_send_loss_comes_from_the_receiver_reports_counts() {
+        let before = Sample { remote_packets_lost: 10, remote_packets_received: 1_000, ..reading(0.0) };
+        let after = Sample { remote_packets_lost: 15, remote_packets_received: 1_095, ..reading(1_000.0) };
+        assert!(close(Quality::between(&before, &after).send_loss_pct, 5.0));
+        assert_eq!(Quality::between(&after, &after).send_loss_pct, 0.0, "no report in between: nothing lost");
+        let reported = Sample { remote_fraction_lost: Some(0.02), ..after };
+        assert!(close(Quality::between(&before, &reported).send_loss_pct, 2.0), "fractionLost wins where given");
     }
 
     #[test]

@@ -1,0 +1,111 @@
+//! Firefox (Debian's `firefox-esr`) through geckodriver. A geckodriver drives one session,
+//! so each person's Firefox gets a driver of its own, with a fresh profile, headless, fake
+//! microphone and camera granted without a prompt, and a WebDriver BiDi connection for the
+//! console and the viewport.
+
+use fantoccini::ClientBuilder;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+use tokio::process::Child;
+
+use crate::bidi::Bidi;
+use crate::{Browser, Error, Profile, Result, free_port, spawn_tool};
+
+/// The preferences every Firefox of the tests runs with.
+fn preferences(profile: &Profile) -> Value {
+    let mut prefs = json!({
+        // The fake devices: a microphone that plays a tone, a camera that shows frames.
+        "media.navigator.streams.fake": true,
+        "media.navigator.permission.disabled": !profile.deny_media,
+        // Remote audio plays without a gesture, as in Chromium's tests.
+        "media.autoplay.default": 0,
+        "media.autoplay.blocking_policy": 0,
+        // Host candidates with their addresses, not mDNS names nobody here can resolve.
+        "media.peerconnection.ice.obfuscate_host_addresses": false,
+        // Nothing but the test's traffic.
+        "app.update.enabled": false,
+        "browser.shell.checkDefaultBrowser": false,
+        "datareporting.policy.dataSubmissionEnabled": false,
+        "network.captive-portal-service.enabled": false,
+        "network.connectivity-service.enabled": false,
+    });
+    if profile.deny_media {
+        // "Block", remembered for every site.
+        prefs["permissions.default.microphone"] = json!(2);
+        prefs["permissions.default.camera"] = json!(2);
+    }
+    if let Some(language) = profile.language {
+        prefs["intl.accept_languages"] = json!(language);
+        prefs["intl.locale.requested"] = json!(language);
+    }
+    if let Some(user_agent) = &profile.phone {
+        prefs["general.useragent.override"] = json!(user_agent);
+    }
+    prefs
+}
+
+/// A new, separate Firefox set up as `profile` says (`flags` are Firefox's command-line
+/// arguments; `phone` also makes the viewport 360×640).
+pub async fn browser_as(profile: Profile) -> Result<Browser> {
+    let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
+    if !std::path::Path::new(&firefox).exists() {
+        return Err(Error::Missing(format!(
+            "no Firefox at {firefox}: install Debian's firefox-esr (`apt-get install firefox-esr`), \
+             or run `bash scripts/test.sh`, which does"
+        )));
+    }
+    let (port, bidi_port) = (free_port().await?, free_port().await?);
+    let driver = spawn_tool(
+        "GECKODRIVER",
+        "geckodriver",
+        &[&format!("--port={port}"), &format!("--websocket-port={bidi_port}")],
+        "firefox-esr and `cargo install geckodriver --version 0.37.0`",
+        port,
+    )
+    .await?;
+    let mut args = vec!["-headless".to_owned()];
+    args.extend(profile.flags.iter().cloned());
+    let capabilities = json!({
+        "browserName": "firefox",
+        "webSocketUrl": true,
+        "moz:firefoxOptions": { "binary": firefox, "args": args, "prefs": preferences(&profile) },
+    });
+    let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object literal") };
+    let client = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await?;
+    let bidi_url = client
+        .capabilities()
+        .and_then(|returned| returned.get("webSocketUrl")?.as_str().map(str::to_owned))
+        .ok_or_else(|| Error::Unexpected("geckodriver gave no webSocketUrl (WebDriver BiDi)".into()))?;
+    let firefox = client.capabilities().and_then(|returned| returned.get("moz:processID")?.as_u64());
+    let session = Session { firefox, _driver: driver };
+    let bidi = Bidi::connect(&bidi_url).await?;
+    if profile.phone.is_some() {
+        bidi.set_viewport(360, 640, 3.0).await?;
+    }
+    Ok(Browser::new(client, session).with_bidi(bidi))
+}
+
+/// What one Firefox session holds: its geckodriver, and Firefox's process, which outlives a
+/// killed geckodriver (a test that fails mid-story never closes its session): both are
+/// killed on drop.
+struct Session {
+    firefox: Option<u64>,
+    _driver: Child,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(pid) = self.firefox {
+            // Its content processes end with it.
+            let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
+}
+
+/// A new, separate desktop Firefox.
+pub async fn browser() -> Result<Browser> {
+    browser_as(Profile::default()).await
+}

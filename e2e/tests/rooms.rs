@@ -1,0 +1,112 @@
+//! A room of several people, browsers mixed: Ana (Chromium) creates a room, Bo (Firefox),
+//! Cy and Di (Chromium) open its link and join at once. All four connect, each on its own
+//! connection to every other one, and each hears every other one: Di's mute silences Di,
+//! and only Di, on the three other pages. Di leaves and the three others see it; Di comes
+//! back, Ed and Flo make six; Gus, the seventh, is told the room is full.
+//!
+//! It prints a benchmark figure (not an assertion): the time from the first of the three
+//! join taps until all four pages show every other person connected.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use e2e::{Browser, ChromeDriver, HEARD, PeerInfo, Relay, Result, SILENT, firefox, open_room};
+use futures_util::future::try_join_all;
+
+/// Waits until every one of `pages` shows exactly `count` others, each satisfying `test`,
+/// watching them all at once; returns what each showed. `what` finishes "<who> ...".
+async fn everyone_shows(
+    pages: &[(&str, &Browser)],
+    count: usize,
+    what: &str,
+    test: impl Fn(&PeerInfo) -> bool + Copy,
+) -> Result<Vec<Vec<PeerInfo>>> {
+    try_join_all(
+        pages
+            .iter()
+            .map(|(who, browser)| async move { browser.wait_peers(count, &format!("{who} {what}"), test).await }),
+    )
+    .await
+}
+
+/// Waits until every one of `pages` shows exactly `count` others, all connected.
+async fn everyone_connected(pages: &[(&str, &Browser)], count: usize) -> Result<Vec<Vec<PeerInfo>>> {
+    everyone_shows(pages, count, &format!("connected to {count} others"), |p| p.link == "connected").await
+}
+
+/// The ids `browser` shows.
+fn ids(peers: &[PeerInfo]) -> BTreeSet<u32> {
+    peers.iter().map(|p| p.id).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_people_two_browsers_hear_each_other_six_fit_and_the_seventh_is_told_the_room_is_full() -> Result<()> {
+    let relay = Relay::start(&[]).await?;
+    let driver = ChromeDriver::start().await?;
+    let ana = driver.browser(&[]).await?;
+    let bo = firefox::browser().await?;
+    let (cy, di) = (driver.browser(&[]).await?, driver.browser(&[]).await?);
+    let four = [("Ana", &ana), ("Bo", &bo), ("Cy", &cy), ("Di", &di)];
+
+    let link = open_room(&relay, &ana).await?;
+    for (_, joiner) in &four[1..] {
+        joiner.open(&link).await?;
+        joiner.wait_state("idle").await?;
+    }
+    let tapped = Instant::now();
+    for (_, joiner) in &four[1..] {
+        joiner.click("join").await?;
+    }
+    let seen: Vec<BTreeSet<u32>> = everyone_connected(&four, 3).await?.iter().map(|peers| ids(peers)).collect();
+    let connected = tapped.elapsed();
+    println!(
+        "BENCH room of four (3 Chromium, 1 Firefox): all connected {:.0} ms after the first join tap",
+        connected.as_secs_f64() * 1e3
+    );
+
+    // Four people, each shown the three others: every page misses exactly its own id.
+    let everyone: BTreeSet<u32> = seen.iter().flatten().copied().collect();
+    assert_eq!(everyone.len(), 4, "ids shown: {seen:?}");
+    let own: Vec<u32> = seen.iter().map(|shown| *everyone.difference(shown).next().expect("one id missing")).collect();
+    assert_eq!(own.iter().collect::<BTreeSet<_>>().len(), 4, "two pages show the same people: {seen:?}");
+
+    // Everyone hears everyone else, each on its own connection: Di mutes, and each other
+    // page hears Di, and only Di, go silent.
+    everyone_shows(&four, 3, "hearing the three others", |p| p.level > HEARD).await?;
+    let di_id = own[3];
+    di.click("mute").await?;
+    everyone_shows(&four[..3], 3, "hearing silence from Di only", |p| {
+        if p.id == di_id { p.level < SILENT } else { p.level > HEARD }
+    })
+    .await?;
+    di.click("mute").await?;
+
+    // Di leaves: the three others see it. Di comes back through the link.
+    di.click("leave").await?;
+    everyone_shows(&four[..3], 2, "seeing Di leave", |p| p.id != di_id).await?;
+    di.reload().await?;
+    di.click("join").await?;
+
+    // Ed and Flo make six: each is connected to the five others.
+    let (ed, flo) = (driver.browser(&[]).await?, driver.browser(&[]).await?);
+    for newcomer in [&ed, &flo] {
+        newcomer.open(&link).await?;
+        newcomer.click("join").await?;
+    }
+    everyone_connected(&[("Ed", &ed), ("Flo", &flo)], 5).await?;
+
+    // Gus, the seventh, is told the room is full, in words, with a way forward; nobody in
+    // the room sees him.
+    let gus = driver.browser(&[]).await?;
+    gus.open(&link).await?;
+    gus.click("join").await?;
+    assert_eq!(gus.attr("error", "data-error").await?.as_deref(), Some("room_full"));
+    let told = gus.text("error").await?;
+    assert!(told.contains("full") && told.contains("new room"), "Gus was told: {told}");
+    assert_eq!(ana.peers().await?.len(), 5, "Ana sees Gus, who was refused");
+
+    for browser in [ana, bo, cy, di, ed, flo, gus] {
+        browser.close().await?;
+    }
+    Ok(())
+}
