@@ -67,9 +67,9 @@ ensure_firefox() {
 }
 
 # WebKit (Safari's engine) as Debian builds it: WebKitGTK's WebDriver and MiniBrowser, which
-# needs an X display (xvfb-run). It has getUserMedia but no RTCPeerConnection.
+# needs an X server (Xvfb). It has getUserMedia but no RTCPeerConnection.
 ensure_webkit() {
-  ensure_apt webkit2gtk-driver xvfb xauth
+  ensure_apt webkit2gtk-driver xvfb
 }
 
 # The example Python peer's interpreter: a venv in $TOOLS with the pinned aiortc from PyPI.
@@ -100,7 +100,7 @@ build_frontend() {
 
 # Runs "$@" in a network namespace that reaches nothing outside this machine's loopback: a
 # loopback interface, and a veth pair whose two ends are both inside it (10.99.0.1, the
-# default route). WebRTC in the end-to-end tests can use nothing but these addresses (the
+# default route; `e2e/src/lib.rs` checks these names before it injects a fault). WebRTC in the end-to-end tests can use nothing but these addresses (the
 # machine's LAN address is never a candidate). The pair is there for Firefox, which gathers
 # no ICE candidates from loopback and none at all without an interface and a default route.
 # Falls back to the host's namespace, with a note, where namespaces cannot be made (not

@@ -202,6 +202,26 @@ impl Browser {
         Err(Error::Timeout { what: format!("{what} (peers shown: {last:?})"), after: PATIENCE })
     }
 
+    /// Fails unless the page is exactly `width` CSS pixels wide (a phone's) and nothing in
+    /// the `page` sticks out sideways.
+    pub async fn fits_width(&self, width: u32, page: &str) -> Result<()> {
+        let layout = self
+            .script(
+                r#"return {
+                    width: window.innerWidth,
+                    scroll: document.documentElement.scrollWidth,
+                    sticking_out: [...document.querySelectorAll('body *')]
+                        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
+                        .map(e => e.dataset.testid || e.className || e.tagName),
+                }"#,
+            )
+            .await?;
+        if layout["width"] != json!(width) || layout["scroll"] != json!(width) || layout["sticking_out"] != json!([]) {
+            return Err(Error::Unexpected(format!("the {page} does not fit a {width} px phone: {layout}")));
+        }
+        Ok(())
+    }
+
     /// The compressed bytes of the first load of the current page: the document and every
     /// resource it fetched, as the browser's Resource Timing API counted them.
     pub async fn page_weight(&self) -> Result<Vec<(String, u64)>> {

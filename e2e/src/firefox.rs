@@ -9,14 +9,15 @@ use serde_json::{Value, json};
 use tokio::process::Child;
 
 use crate::bidi::Bidi;
-use crate::{Browser, Error, Profile, Result, free_port, spawn_tool};
+use crate::{Browser, Error, Result, free_port, spawn_tool};
 
-/// The preferences every Firefox of the tests runs with.
-fn preferences(profile: &Profile) -> Value {
+/// The preferences every Firefox of the tests runs with, posing as `user_agent` if given.
+fn preferences(user_agent: Option<&str>) -> Value {
     let mut prefs = json!({
-        // The fake devices: a microphone that plays a tone, a camera that shows frames.
+        // The fake devices: a microphone that plays a tone, a camera that shows frames,
+        // granted without a prompt.
         "media.navigator.streams.fake": true,
-        "media.navigator.permission.disabled": !profile.deny_media,
+        "media.navigator.permission.disabled": true,
         // Remote audio plays without a gesture, as in Chromium's tests.
         "media.autoplay.default": 0,
         "media.autoplay.blocking_policy": 0,
@@ -29,24 +30,27 @@ fn preferences(profile: &Profile) -> Value {
         "network.captive-portal-service.enabled": false,
         "network.connectivity-service.enabled": false,
     });
-    if profile.deny_media {
-        // "Block", remembered for every site.
-        prefs["permissions.default.microphone"] = json!(2);
-        prefs["permissions.default.camera"] = json!(2);
-    }
-    if let Some(language) = profile.language {
-        prefs["intl.accept_languages"] = json!(language);
-        prefs["intl.locale.requested"] = json!(language);
-    }
-    if let Some(user_agent) = &profile.phone {
+    if let Some(user_agent) = user_agent {
         prefs["general.useragent.override"] = json!(user_agent);
     }
     prefs
 }
 
-/// A new, separate Firefox set up as `profile` says (`flags` are Firefox's command-line
-/// arguments; `phone` also makes the viewport 360×640).
-pub async fn browser_as(profile: Profile) -> Result<Browser> {
+/// A new, separate desktop Firefox.
+pub async fn browser() -> Result<Browser> {
+    start(None).await
+}
+
+/// A new, separate Firefox on a phone: a 360×640 viewport (through WebDriver BiDi: a
+/// headless window is at least 500 px wide) and `user_agent`.
+pub async fn phone(user_agent: &str) -> Result<Browser> {
+    start(Some(user_agent)).await
+}
+
+/// Firefox on Android, for [`phone`].
+pub const ANDROID_FIREFOX: &str = "Mozilla/5.0 (Android 14; Mobile; rv:153.0) Gecko/153.0 Firefox/153.0";
+
+async fn start(user_agent: Option<&str>) -> Result<Browser> {
     let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
     if !std::path::Path::new(&firefox).exists() {
         return Err(Error::Missing(format!(
@@ -63,12 +67,10 @@ pub async fn browser_as(profile: Profile) -> Result<Browser> {
         port,
     )
     .await?;
-    let mut args = vec!["-headless".to_owned()];
-    args.extend(profile.flags.iter().cloned());
     let capabilities = json!({
         "browserName": "firefox",
         "webSocketUrl": true,
-        "moz:firefoxOptions": { "binary": firefox, "args": args, "prefs": preferences(&profile) },
+        "moz:firefoxOptions": { "binary": firefox, "args": ["-headless"], "prefs": preferences(user_agent) },
     });
     let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object literal") };
     let client = ClientBuilder::new(HttpConnector::new())
@@ -82,7 +84,7 @@ pub async fn browser_as(profile: Profile) -> Result<Browser> {
     let firefox = client.capabilities().and_then(|returned| returned.get("moz:processID")?.as_u64());
     let session = Session { firefox, _driver: driver };
     let bidi = Bidi::connect(&bidi_url).await?;
-    if profile.phone.is_some() {
+    if user_agent.is_some() {
         bidi.set_viewport(360, 640, 3.0).await?;
     }
     Ok(Browser::new(client, session).with_bidi(bidi))
@@ -103,9 +105,4 @@ impl Drop for Session {
             let _ = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
-}
-
-/// A new, separate desktop Firefox.
-pub async fn browser() -> Result<Browser> {
-    browser_as(Profile::default()).await
 }

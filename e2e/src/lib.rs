@@ -220,12 +220,17 @@ pub async fn wait_for_port(port: u16, program: &str) -> Result<()> {
     Ok(())
 }
 
+/// The interfaces of the network namespace `scripts/test.sh` runs the tests in, sorted:
+/// loopback, and the two ends of a veth pair that are both inside it.
+const TEST_NAMESPACE_INTERFACES: [&str; 3] = ["lc0", "lc1", "lo"];
+
 /// A network fault: nftables rules that drop some of the packets arriving in this network
 /// namespace, installed together and removed when the guard is dropped.
 ///
-/// It only runs in a namespace whose sole interface is loopback (as `scripts/test.sh`
-/// makes), where it cannot touch anyone else's traffic. There every packet crosses the
-/// `input` hook exactly once, on its way to the receiving socket, so one rule per direction
+/// It only runs in the namespace `scripts/test.sh` makes, whose interfaces are loopback and
+/// a veth pair with both ends inside ([`TEST_NAMESPACE_INTERFACES`]), where it cannot touch
+/// anyone else's traffic. There every packet is delivered locally and crosses the `input`
+/// hook exactly once, on its way to the receiving socket, so one rule per direction
 /// of a flow covers both ends of a call. The WebDriver traffic (the test to ChromeDriver,
 /// ChromeDriver to each Chromium) is TCP on other ports and never dropped: the test keeps
 /// control of the browsers through any fault.
@@ -266,13 +271,15 @@ impl Fault {
     /// Puts `rules` in force in the table `linkcall_e2e_<kind>`, in one transaction that
     /// also clears what a killed run of the same kind may have left there.
     fn install(kind: &str, rules: &[String]) -> Result<Self> {
-        let interfaces: Vec<String> = std::fs::read_dir("/sys/class/net")?
+        let mut interfaces: Vec<String> = std::fs::read_dir("/sys/class/net")?
             .filter_map(|entry| Some(entry.ok()?.file_name().to_string_lossy().into_owned()))
             .collect();
-        if interfaces != ["lo"] {
+        interfaces.sort();
+        if interfaces != TEST_NAMESPACE_INTERFACES {
             return Err(Error::Missing(format!(
-                "network faults are only injected in a loopback-only network namespace, and this one has \
-                 {interfaces:?}: run the end-to-end tests through `bash scripts/test.sh`"
+                "network faults are only injected in the tests' own network namespace (interfaces \
+                 {TEST_NAMESPACE_INTERFACES:?}), and this one has {interfaces:?}: run the end-to-end tests \
+                 through `bash scripts/test.sh`"
             )));
         }
         let table = format!("linkcall_e2e_{kind}");

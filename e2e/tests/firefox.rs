@@ -1,5 +1,5 @@
 //! Firefox and Chromium in one call, each way round: Ana creates the room in one browser,
-//! Bo joins from the other. They hear each other, each one's mute is heard as silence, the
+//! Bo joins from the other (Firefox on an Android phone's screen, or Chromium). They hear each other, each one's mute is heard as silence, the
 //! stats panel shows real figures on both sides, Bo's leave returns Ana to waiting, and
 //! neither page logs an error. Real Firefox (Debian's firefox-esr, geckodriver), real
 //! Chromium, a real relay, real WebRTC audio over loopback.
@@ -62,10 +62,11 @@ async fn story(ana: &Browser, bo: &Browser) -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_creates_and_firefox_joins() -> Result<()> {
+async fn chromium_creates_and_firefox_on_a_phone_joins() -> Result<()> {
     let driver = ChromeDriver::start().await?;
-    let (ana, bo) = (driver.browser(&[]).await?, firefox::browser().await?);
+    let (ana, bo) = (driver.browser(&[]).await?, firefox::phone(firefox::ANDROID_FIREFOX).await?);
     story(&ana, &bo).await?;
+    bo.fits_width(360, "ended call on Firefox for Android").await?;
     ana.close().await?;
     bo.close().await
 }

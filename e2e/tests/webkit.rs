@@ -5,30 +5,10 @@
 //!
 //! Screenshots are kept in `target/e2e-artifacts/`.
 
-use e2e::{Browser, Error, Relay, Result, webkit};
-use serde_json::json;
+use e2e::{Relay, Result, webkit};
 
 /// A phone's page, in CSS pixels.
 const PHONE: (u32, u32) = (360, 640);
-
-/// Fails unless the page is exactly as wide as the phone and nothing sticks out sideways.
-async fn fits_the_phone(browser: &Browser, page: &str) -> Result<()> {
-    let layout = browser
-        .script(
-            r#"return {
-                width: window.innerWidth,
-                scroll: document.documentElement.scrollWidth,
-                sticking_out: [...document.querySelectorAll('body *')]
-                    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 0.5)
-                    .map(e => e.dataset.testid || e.className || e.tagName),
-            }"#,
-        )
-        .await?;
-    if layout["width"] != json!(PHONE.0) || layout["scroll"] != json!(PHONE.0) || layout["sticking_out"] != json!([]) {
-        return Err(Error::Unexpected(format!("the {page} does not fit a {} px phone: {layout}", PHONE.0)));
-    }
-    Ok(())
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_phone_webkit_shows_the_pages_and_the_microphone_test_moves_the_meter() -> Result<()> {
@@ -37,14 +17,14 @@ async fn on_a_phone_webkit_shows_the_pages_and_the_microphone_test_moves_the_met
 
     ana.open(&relay.url("/")).await?;
     ana.text("create-room").await?;
-    fits_the_phone(&ana, "home page").await?;
+    ana.fits_width(PHONE.0, "home page").await?;
     println!("ARTEFACT WebKit home page: {}", ana.screenshot("webkit-home").await?.display());
 
     ana.click("create-room").await?;
     let link = ana.value("share-link").await?;
     assert!(link.starts_with(&relay.url("/r/")), "the room's link: {link}");
     assert!(ana.shows("join").await? && ana.shows("test-sound").await?, "the room page's controls");
-    fits_the_phone(&ana, "room page").await?;
+    ana.fits_width(PHONE.0, "room page").await?;
 
     // WebKit's mock microphone is never silent: a steady tone (a meter level of about
     // 0.07) with a louder beep (about 0.36) once a second. The meter follows both.
@@ -54,7 +34,7 @@ async fn on_a_phone_webkit_shows_the_pages_and_the_microphone_test_moves_the_met
     let hum = ana.number("mic-level", "data-level").await?;
     assert!(hum >= 0.05, "between the beeps the mock microphone hums, the meter says {hum}");
     ana.wait_mic_level("the meter to rise on the next beep", |level| level > 0.2).await?;
-    fits_the_phone(&ana, "room page with its microphone on").await?;
+    ana.fits_width(PHONE.0, "room page with its microphone on").await?;
     println!("ARTEFACT WebKit room page, microphone on: {}", ana.screenshot("webkit-room").await?.display());
     ana.close().await
 }
@@ -75,14 +55,14 @@ async fn join_tells_webkit_without_webrtc_to_open_the_link_elsewhere_in_both_lan
     assert_eq!(bo.value("share-link").await?, link, "the link to open elsewhere");
     assert!(bo.shows("copy-link").await?, "no button to copy the link");
     assert!(!bo.shows("join").await? && !bo.shows("mic-level").await?, "Join and the microphone meter are still shown");
-    fits_the_phone(&bo, "explanation").await?;
+    bo.fits_width(PHONE.0, "explanation").await?;
     println!("ARTEFACT WebKit cannot call (English): {}", bo.screenshot("webkit-cannot-call-en").await?.display());
 
     bo.click("language").await?;
     let chinese = bo.text("error").await?;
     assert!(chinese.contains("无法进行通话") && chinese.contains("Safari"), "Join says: {chinese}");
     assert_eq!(bo.text("copy-link").await?, "复制链接");
-    fits_the_phone(&bo, "explanation in Chinese").await?;
+    bo.fits_width(PHONE.0, "explanation in Chinese").await?;
     println!("ARTEFACT WebKit cannot call (Chinese): {}", bo.screenshot("webkit-cannot-call-zh").await?.display());
     bo.close().await
 }
