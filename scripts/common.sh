@@ -100,11 +100,11 @@ build_frontend() {
 
 # Runs "$@" in a network namespace that reaches nothing outside this machine's loopback: a
 # loopback interface, and a veth pair whose two ends are both inside it (10.99.0.1, the
-# default route; `e2e/src/lib.rs` checks these names before it injects a fault). WebRTC in the end-to-end tests can use nothing but these addresses (the
-# machine's LAN address is never a candidate). The pair is there for Firefox, which gathers
-# no ICE candidates from loopback and none at all without an interface and a default route.
-# Falls back to the host's namespace, with a note, where namespaces cannot be made (not
-# root, no iproute2).
+# default route; `e2e/src/lib.rs` checks these names before it injects a fault). WebRTC in
+# the end-to-end tests can use nothing but these addresses (the machine's LAN address is
+# never a candidate). The pair is there for Firefox, which gathers no ICE candidates from
+# loopback and none at all without an interface and a default route. Falls back to the
+# host's namespace, with a note, where namespaces cannot be made (not root, no iproute2).
 in_loopback_namespace() {
   local ns=linkcall-e2e
   if ip netns list 2>/dev/null | grep -qw "$ns" || as_root ip netns add "$ns" 2>/dev/null; then
