@@ -5,7 +5,8 @@
 # sockets, and end-to-end calls between real browsers and a real Python peer.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # fonts-wqy-microhei: the Chinese UI's screenshots need a CJK font (phones have one).
-ensure_apt chromium chromium-driver coturn iproute2 nftables ca-certificates fonts-wqy-microhei
+# systemd: `systemd-analyze verify` checks the deploy unit (relay/tests/deploy.rs).
+ensure_apt chromium chromium-driver coturn iproute2 nftables ca-certificates fonts-wqy-microhei systemd
 ensure_firefox
 ensure_webkit
 ensure_python_peer
