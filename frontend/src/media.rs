@@ -47,7 +47,7 @@ pub fn is_phone() -> bool {
 /// What this browser offers of what a call needs. Read without asking for anything.
 pub fn support() -> Support {
     let Some(window) = web_sys::window() else {
-        return Support { secure: false, microphone: false, peer_connection: false };
+        return Support { secure: false, microphone: false, peer_connection: false, touch_points: 0 };
     };
     let devices = js_sys::Reflect::get(&window.navigator(), &"mediaDevices".into()).unwrap_or_default();
     let microphone = !devices.is_undefined()
@@ -56,6 +56,7 @@ pub fn support() -> Support {
         secure: window.is_secure_context(),
         microphone,
         peer_connection: browser::has_global("RTCPeerConnection"),
+        touch_points: browser::number(&window.navigator(), "maxTouchPoints") as u32,
     }
 }
 

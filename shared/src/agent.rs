@@ -92,12 +92,15 @@ pub enum Os {
 }
 
 impl Os {
-    /// The system that wrote `user_agent`.
-    pub fn detect(user_agent: &str) -> Self {
+    /// The system that wrote `user_agent`, on a screen with `touch_points` (an iPad sends
+    /// a Mac's agent: "Macintosh" with a touch screen is an iPad).
+    pub fn detect(user_agent: &str, touch_points: u32) -> Self {
         let agent = user_agent.to_ascii_lowercase();
         if agent.contains("android") {
             Self::Android
-        } else if ["iphone", "ipad", "ipod"].iter().any(|device| agent.contains(device)) {
+        } else if ["iphone", "ipad", "ipod"].iter().any(|device| agent.contains(device))
+            || (agent.contains("macintosh") && touch_points > 1)
+        {
             Self::Ios
         } else {
             Self::Other
@@ -123,6 +126,9 @@ pub struct Support {
     pub microphone: bool,
     /// `RTCPeerConnection` exists.
     pub peer_connection: bool,
+    /// `navigator.maxTouchPoints`: an iPad's browsers say they are on a Mac, but a Mac has
+    /// no touch screen.
+    pub touch_points: u32,
 }
 
 impl Support {
@@ -160,7 +166,7 @@ pub fn verdict(user_agent: &str, support: Support) -> Verdict {
         return Verdict::Ready;
     }
     match InApp::detect(user_agent) {
-        Some(app) => Verdict::OpenInBrowser { app, os: Os::detect(user_agent) },
+        Some(app) => Verdict::OpenInBrowser { app, os: Os::detect(user_agent, support.touch_points) },
         None if !support.secure => Verdict::Insecure,
         None if support.microphone => Verdict::MicrophoneOnly,
         None => Verdict::Unsupported,
@@ -212,8 +218,8 @@ mod tests {
         (KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
     const FIREFOX_DESKTOP: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
 
-    const NOTHING: Support = Support { secure: true, microphone: false, peer_connection: false };
-    const EVERYTHING: Support = Support { secure: true, microphone: true, peer_connection: true };
+    const NOTHING: Support = Support { secure: true, microphone: false, peer_connection: false, touch_points: 0 };
+    const EVERYTHING: Support = Support { secure: true, microphone: true, peer_connection: true, touch_points: 0 };
 
     #[test]
     fn recognises_the_apps_and_their_systems() {
@@ -237,7 +243,7 @@ mod tests {
             ("", None, Os::Other),
         ];
         for (agent, app, os) in cases {
-            assert_eq!((InApp::detect(agent), Os::detect(agent)), (app, os), "{agent}");
+            assert_eq!((InApp::detect(agent), Os::detect(agent, 0)), (app, os), "{agent}");
         }
     }
 
@@ -259,11 +265,24 @@ mod tests {
     }
 
     #[test]
+    fn an_ipad_that_says_it_is_a_mac_gets_the_ios_steps() {
+        // WeChat on iPadOS sends a Mac's agent; only the touch screen tells them apart.
+        const WECHAT_IPAD: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 \
+            (KHTML, like Gecko) MicroMessenger/8.0.49(0x18003137) NetType/WIFI Language/zh_CN";
+        let ipad = Support { touch_points: 5, ..NOTHING };
+        let ipad_steps = Verdict::OpenInBrowser { app: InApp::WeChat, os: Os::Ios };
+        assert_eq!(verdict(WECHAT_IPAD, ipad), ipad_steps);
+        assert_eq!(verdict(WECHAT_IPAD, NOTHING), Verdict::OpenInBrowser { app: InApp::WeChat, os: Os::Other });
+        assert_eq!(Os::detect(WECHAT_IOS, 5), Os::Ios);
+        assert_eq!(Os::detect(CHROME_ANDROID, 5), Os::Android);
+    }
+
+    #[test]
     fn a_plain_browser_is_told_what_is_wrong() {
-        let insecure = Support { secure: false, microphone: false, peer_connection: true };
+        let insecure = Support { secure: false, microphone: false, ..EVERYTHING };
         assert_eq!(verdict(CHROME_ANDROID, insecure), Verdict::Insecure);
         assert_eq!(verdict(FIREFOX_DESKTOP, NOTHING), Verdict::Unsupported);
-        let no_microphone = Support { secure: true, microphone: false, peer_connection: true };
+        let no_microphone = Support { microphone: false, ..EVERYTHING };
         assert_eq!(verdict(FIREFOX_DESKTOP, no_microphone), Verdict::Unsupported);
     }
 
@@ -285,7 +304,7 @@ mod tests {
     #[test]
     fn hostile_agents_do_not_panic() {
         for agent in ["QQ/", "qq", "\u{0}\u{ffff}", &"MicroMessenger".repeat(10_000), "ııı Line/"] {
-            let _ = (InApp::detect(agent), Os::detect(agent), verdict(agent, NOTHING));
+            let _ = (InApp::detect(agent), Os::detect(agent, 0), verdict(agent, NOTHING));
         }
     }
 }
