@@ -40,7 +40,17 @@ struct Inner {
     rooms: HashMap<RoomId, Room>,
     /// Open rooms by the address that created them.
     created_by: HashMap<IpAddr, usize>,
+    /// Members of all rooms, parked ones too: kept as they come and go, so that publishing
+    /// it costs nothing under the lock.
+    members: usize,
     next_generation: u64,
+}
+
+impl Inner {
+    /// Publishes how many rooms and members there are.
+    fn census(&self) {
+        metrics::rooms(self.rooms.len(), self.members);
+    }
 }
 
 #[derive(Debug)]
@@ -104,7 +114,7 @@ impl Rooms {
     /// Puts a newcomer from `ip` in `room` and tells the others.
     pub fn join(&self, room: &RoomId, ip: IpAddr, outbox: Outbox) -> Result<Seat, JoinError> {
         let mut inner = self.lock();
-        let Inner { rooms, created_by, next_generation } = &mut *inner;
+        let Inner { rooms, created_by, members, next_generation } = &mut *inner;
         let entry = match rooms.get_mut(room) {
             Some(entry) => entry,
             None => {
@@ -137,7 +147,8 @@ impl Rooms {
             peers.push(peer);
             member.deliver(joined.clone());
         }
-        census(rooms);
+        *members += 1;
+        inner.census();
         Ok(Seat { id, peers, token, generation })
     }
 
@@ -191,12 +202,13 @@ impl Rooms {
 
     fn remove_if(&self, room: &RoomId, id: PeerId, condition: impl FnOnce(&Member) -> bool) {
         let mut inner = self.lock();
-        let Inner { rooms, created_by, .. } = &mut *inner;
+        let Inner { rooms, created_by, members, .. } = &mut *inner;
         let Some(entry) = rooms.get_mut(room) else { return };
         if !entry.roster.get(id).is_some_and(condition) {
             return;
         }
         entry.roster.leave(id);
+        *members -= 1;
         let left = ServerMessage::PeerLeft { peer: id }.encode();
         for (_, member) in entry.roster.others_mut(id) {
             member.deliver(left.clone());
@@ -204,7 +216,7 @@ impl Rooms {
         if entry.roster.is_empty() {
             forget(rooms, created_by, room);
         }
-        census(rooms);
+        inner.census();
     }
 
     /// Delivers `message`, which the relay made from a signal of `from` (stamped with the
@@ -248,9 +260,4 @@ impl Member {
             tracing::warn!("dropped a message for a peer that is not keeping up");
         }
     }
-}
-
-/// Publishes how many rooms and members there are.
-fn census(rooms: &HashMap<RoomId, Room>) {
-    metrics::rooms(rooms.len(), rooms.values().map(|room| room.roster.len()).sum());
 }
