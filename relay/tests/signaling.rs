@@ -74,8 +74,7 @@ async fn a_dropped_peer_resumes_its_seat_and_gets_what_it_missed() -> TestResult
     ana.recv().await?;
 
     // Bo's phone loses its network: no close frame, the room hears nothing.
-    bo.vanish();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    bo.vanish().await?;
     ana.signal(bo_first.you, offer("while you were away")).await?;
     ana.expect_nothing().await?;
 
@@ -104,7 +103,7 @@ async fn a_dropped_peer_that_does_not_return_leaves_after_the_grace_period() -> 
     ana.join(&r).await?;
     let bo_first = bo.join_as(&r, None).await?;
     ana.recv().await?;
-    bo.vanish();
+    bo.vanish().await?;
     ana.expect_nothing().await?;
     assert_eq!(ana.recv().await?, ServerMessage::PeerLeft { peer: bo_first.you });
 

@@ -221,20 +221,34 @@ impl Client {
         self.send(&ClientMessage::Signal { to, signal }).await
     }
 
-    /// Drops the connection without a close frame, as a phone losing its network does.
-    pub fn vanish(self) {
-        drop(self.socket);
-    }
-
-    /// Closes with a close frame carrying `code`.
-    pub async fn close_with(mut self, code: u16) -> TestResult {
-        let frame = CloseFrame { code: code.into(), reason: "".into() };
-        self.socket.close(Some(frame)).await?;
+    /// Ends the connection without a close frame, as a phone losing its network does (the
+    /// relay sees the stream end), and returns once the relay has let go of it: it parks
+    /// the seat before it closes its side, so the seat is parked by then.
+    pub async fn vanish(mut self) -> TestResult {
+        let MaybeTlsStream::Plain(tcp) = self.socket.get_mut() else { return Err("vanish: not plain TCP".into()) };
+        tcp.shutdown().await?;
+        let mut rest = Vec::new();
+        tokio::time::timeout(PATIENCE, tcp.read_to_end(&mut rest)).await??;
         Ok(())
     }
 
+    /// Closes with a close frame carrying `code`, and returns once the relay has let go
+    /// of the socket: it tells the room (or parks the seat) before it closes its side.
+    pub async fn close_with(mut self, code: u16) -> TestResult {
+        let frame = CloseFrame { code: code.into(), reason: "".into() };
+        self.socket.close(Some(frame)).await?;
+        self.until_let_go().await
+    }
+
+    /// Closes without a code (a plain close), and returns once the relay has let go.
     pub async fn close(mut self) -> TestResult {
         self.socket.close(None).await?;
+        self.until_let_go().await
+    }
+
+    /// Reads until the relay ends the connection.
+    async fn until_let_go(&mut self) -> TestResult {
+        tokio::time::timeout(PATIENCE, async { while let Some(Ok(_)) = self.socket.next().await {} }).await?;
         Ok(())
     }
 }
