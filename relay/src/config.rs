@@ -101,6 +101,11 @@ pub struct Config {
     #[arg(long, env = "RELAY_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// How often to look at `--tls-cert` and `--tls-key` for a renewed certificate (a
+    /// Let's Encrypt renewal rewrites them): new connections get it, open ones keep theirs.
+    #[arg(long, env = "RELAY_TLS_RELOAD_EVERY", default_value = "1m", value_parser = humantime::parse_duration)]
+    pub tls_reload_every: Duration,
+
     /// LAN mode: listen on every interface with HTTPS on a self-signed certificate made at
     /// start, and print the LAN URL with a QR code, so a phone on the same Wi-Fi can join.
     #[arg(long, env = "RELAY_LAN", conflicts_with_all = ["tls_cert", "tls_key"])]

@@ -105,6 +105,8 @@ pub async fn run(
         _ => None,
     };
     let https = tls::Https::from_config(&config)?;
+    // Ends with this function, as the listener does.
+    let _renewals = https.watch_renewals(&config);
     let metrics = metrics::handle();
     let (stop, stopped) = watch::channel(false);
     let state = Arc::new(State {

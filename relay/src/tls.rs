@@ -6,7 +6,8 @@
 //! for a quick try at home; that is what LAN mode is for.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::extract::connect_info::Connected;
@@ -72,8 +73,8 @@ pub struct Secure {
 
 impl Secure {
     /// Accepts on `listener` and hands out the connections whose handshake with `acceptor`
-    /// succeeded.
-    pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+    /// (as it is when each connection comes) succeeded.
+    pub fn new(listener: TcpListener, acceptor: Acceptor) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (done, ready) = mpsc::channel(HANDSHAKES_IN_FLIGHT);
         let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_IN_FLIGHT));
@@ -82,7 +83,7 @@ impl Secure {
             loop {
                 let Ok(slot) = slots.clone().acquire_owned().await else { return };
                 let (tcp, remote) = Listener::accept(&mut plain).await;
-                let (acceptor, done) = (acceptor.clone(), done.clone());
+                let (acceptor, done) = (acceptor.current(), done.clone());
                 tokio::spawn(async move {
                     let _slot = slot;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
@@ -132,40 +133,101 @@ impl Connected<IncomingStream<'_, Secure>> for Remote {
 pub enum Https {
     /// Plain HTTP (behind a TLS-terminating proxy, or on localhost).
     Off,
-    /// HTTPS with a certificate from a real authority (or the operator's own).
-    Certified(TlsAcceptor),
+    /// HTTPS with a certificate from a real authority (or the operator's own), reloaded
+    /// when its files change ([`watch`]).
+    Certified(Acceptor),
     /// HTTPS with a certificate made at start for LAN addresses: browsers warn once.
-    SelfSigned(TlsAcceptor),
+    SelfSigned(Acceptor),
+}
+
+/// The certificate files' watch ([`Https::watch_renewals`]), stopped on drop.
+pub struct Watching(tokio::task::JoinHandle<()>);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The TLS acceptor new connections get; a renewed certificate replaces it.
+#[derive(Clone)]
+pub struct Acceptor(Arc<RwLock<TlsAcceptor>>);
+
+impl Acceptor {
+    fn new(acceptor: TlsAcceptor) -> Self {
+        Self(Arc::new(RwLock::new(acceptor)))
+    }
+
+    fn current(&self) -> TlsAcceptor {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn replace(&self, acceptor: TlsAcceptor) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = acceptor;
+    }
+}
+
+/// Looks at `cert` and `key` every `period`; when either changed since it last looked, and
+/// both read well, `acceptor` serves them from then on. A renewal half written, or broken,
+/// is logged and the certificate in use stays. Runs until dropped.
+async fn watch(cert: PathBuf, key: PathBuf, acceptor: Acceptor, period: Duration) {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let mut seen = (modified(&cert), modified(&key));
+    loop {
+        tokio::time::sleep(period).await;
+        let now = (modified(&cert), modified(&key));
+        if now == seen {
+            continue;
+        }
+        match certified(&cert, &key) {
+            Ok(renewed) => {
+                acceptor.replace(renewed);
+                seen = now;
+                tracing::info!(cert = %cert.display(), "TLS certificate reloaded");
+            }
+            Err(error) => tracing::warn!(%error, "TLS certificate changed but cannot be used; keeping the old one"),
+        }
+    }
+}
+
+/// An acceptor for the certificate chain in `cert` and its key in `key` (PEM files).
+fn certified(cert: &Path, key: &Path) -> Result<TlsAcceptor, Error> {
+    let unreadable = |why: String| Error::Tls(format!("cannot read the certificate {}: {why}", cert.display()));
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect::<Result<Vec<_>, _>>)
+        .map_err(|e| unreadable(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(unreadable("no PEM certificate in it".into()));
+    }
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| Error::Tls(format!("cannot read the key {}: {e}", key.display())))?;
+    acceptor(chain, key)
 }
 
 impl Https {
     /// HTTPS as `config` asks: `--tls-cert` and `--tls-key`, or `--lan`.
     pub fn from_config(config: &Config) -> Result<Self, Error> {
         match (&config.tls_cert, &config.tls_key) {
-            (Some(cert), Some(key)) => {
-                let unreadable =
-                    |why: String| Error::Tls(format!("cannot read the certificate {}: {why}", cert.display()));
-                let chain = CertificateDer::pem_file_iter(cert)
-                    .and_then(Iterator::collect::<Result<Vec<_>, _>>)
-                    .map_err(|e| unreadable(e.to_string()))?;
-                if chain.is_empty() {
-                    return Err(unreadable("no PEM certificate in it".into()));
-                }
-                let key = PrivateKeyDer::from_pem_file(key)
-                    .map_err(|e| Error::Tls(format!("cannot read the key {}: {e}", key.display())))?;
-                Ok(Self::Certified(acceptor(chain, key)?))
-            }
+            (Some(cert), Some(key)) => Ok(Self::Certified(Acceptor::new(certified(cert, key)?))),
             (None, None) if config.lan => {
                 let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
                 names.extend(lan_address().map(|ip| ip.to_string()));
                 let made = rcgen::generate_simple_self_signed(names).map_err(|e| Error::Tls(e.to_string()))?;
                 let key =
                     PrivateKeyDer::try_from(made.signing_key.serialize_der()).map_err(|e| Error::Tls(e.into()))?;
-                Ok(Self::SelfSigned(acceptor(vec![made.cert.der().clone()], key)?))
+                Ok(Self::SelfSigned(Acceptor::new(acceptor(vec![made.cert.der().clone()], key)?)))
             }
             (None, None) => Ok(Self::Off),
             _ => Err(Error::Tls("--tls-cert and --tls-key go together".into())),
         }
+    }
+
+    /// With a certificate from files, a task that reloads them when they change ([`watch`],
+    /// every `--tls-reload-every`); it stops when the returned guard is dropped.
+    pub fn watch_renewals(&self, config: &Config) -> Option<Watching> {
+        let Self::Certified(acceptor) = self else { return None };
+        let (cert, key) = (config.tls_cert.clone()?, config.tls_key.clone()?);
+        Some(Watching(tokio::spawn(watch(cert, key, acceptor.clone(), config.tls_reload_every))))
     }
 
     /// Whether browsers should be told to use HTTPS from now on (`Strict-Transport-Security`):

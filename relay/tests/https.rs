@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
 use common::{INDEX_HTML, PATIENCE, TestResult, join_message, room};
@@ -100,4 +101,26 @@ async fn an_unusable_certificate_is_a_clear_error_at_start() -> TestResult {
     // One without the other is refused by the command line itself.
     assert!(relay::Config::try_parse_from(["relay", "--tls-cert", "c.pem"]).is_err());
     Ok(())
+}
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart() -> TestResult {
+    let (old, renewed) = (Certificate::new()?, Certificate::new()?);
+    let (cert, key) = (old.path("cert.pem"), old.path("key.pem"));
+    let relay = common::Relay::start(&["--tls-cert", &cert, "--tls-key", &key, "--tls-reload-every", "50ms"]).await?;
+    old.connect(relay.addr).await?;
+    assert!(renewed.connect(relay.addr).await.is_err(), "the renewed certificate was served before the renewal");
+
+    // The renewal rewrites the files in place, as certbot's deploy step does.
+    std::fs::copy(renewed.path("key.pem"), &key)?;
+    std::fs::copy(renewed.path("cert.pem"), &cert)?;
+    let since = Instant::now();
+    while renewed.connect(relay.addr).await.is_err() {
+        if since.elapsed() > PATIENCE {
+            return Err("the renewed certificate was never served".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(old.connect(relay.addr).await.is_err(), "the old certificate is still served");
+    relay.stop().await
 }
