@@ -68,11 +68,12 @@ pub struct Config {
     #[arg(long, env = "RELAY_MESSAGE_BURST", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub message_burst: u32,
 
-    /// Open sockets allowed from one IP address (carrier NAT puts many phones behind one).
+    /// Open sockets allowed from one IP address, or one IPv6 /64 (carrier NAT puts many
+    /// phones behind one IPv4 address).
     #[arg(long, env = "RELAY_SOCKETS_PER_IP", default_value_t = 64)]
     pub sockets_per_ip: usize,
 
-    /// Open rooms created from one IP address.
+    /// Open rooms created from one IP address, or one IPv6 /64.
     #[arg(long, env = "RELAY_ROOMS_PER_IP", default_value_t = 32)]
     pub rooms_per_ip: usize,
 

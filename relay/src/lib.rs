@@ -190,7 +190,7 @@ async fn upgrade(
             return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
         }
     }
-    let ip = tls::client_ip(remote, &headers, state.config.trust_proxy);
+    let ip = limits::subscriber(tls::client_ip(remote, &headers, state.config.trust_proxy));
     let admitted = state.connections.admit(ip);
     let max = state.config.max_message_bytes;
     upgrade
