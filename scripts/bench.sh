@@ -11,7 +11,7 @@ if [ ! -f "$TOOLS/node_modules/peer/dist/bin/peerjs.js" ]; then
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" "peer@$PEER_VERSION" >/dev/null
 fi
 say "building the release relay and the load generator"
-cargo build "${SHIPPED_BUILD[@]}" -q -p relay -p e2e --bin relay --bin bench
+cargo build "${SHIPPED_BUILD[@]}" -q -p relay -p bench --bin relay --bin bench
 ulimit -n "$(ulimit -Hn)"
 say "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr)"
 # The generator on CPU 0, each server on CPU 1 (the bench pins it): one core each.
