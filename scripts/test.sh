@@ -4,9 +4,11 @@
 # checks formatting and lints, and runs every test: unit, relay integration over real
 # sockets, and end-to-end calls between real browsers and a real Python peer.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
-# fonts-wqy-microhei: the Chinese UI's screenshots need a CJK font (phones have one).
-# systemd: `systemd-analyze verify` checks the deploy unit (relay/tests/deploy.rs).
-ensure_apt chromium chromium-driver coturn iproute2 nftables ca-certificates fonts-wqy-microhei systemd
+# Every Debian package at once (one `apt-get update` on a new machine); the ensure_*
+# steps below then find theirs there. fonts-wqy-microhei: the Chinese UI's screenshots need
+# a CJK font (phones have one). systemd: `systemd-analyze verify` checks the deploy unit.
+ensure_apt chromium chromium-driver coturn iproute2 nftables ca-certificates fonts-wqy-microhei systemd \
+  firefox-esr webkit2gtk-driver xvfb python3 python3-venv
 ensure_firefox
 ensure_webkit
 ensure_python_peer
