@@ -90,7 +90,8 @@ pub struct Config {
     pub resume_grace: Duration,
 
     /// Page origins allowed to open the signaling socket (comma-separated in the
-    /// environment), e.g. `https://call.example.org`. Empty allows any.
+    /// environment), e.g. `https://call.example.org`, when the pages are served from
+    /// elsewhere. Empty: the relay's own pages, and clients that send no `Origin`.
     #[arg(long = "allowed-origin", env = "RELAY_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 

@@ -14,6 +14,7 @@ mod assets;
 mod config;
 mod limits;
 mod metrics;
+mod origin;
 mod rooms;
 mod socket;
 mod tls;
@@ -25,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, State as Extract, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::serve::{IncomingStream, Listener};
@@ -183,12 +184,8 @@ async fn upgrade(
     headers: HeaderMap,
     Extract(state): Extract<Arc<State>>,
 ) -> Response {
-    let allowed = &state.config.allowed_origins;
-    if !allowed.is_empty() {
-        let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-        if !origin.is_some_and(|origin| allowed.iter().any(|a| a == origin)) {
-            return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
-        }
+    if !origin::allowed(&state.config.allowed_origins, &headers, state.config.trust_proxy) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let ip = limits::subscriber(tls::client_ip(remote, &headers, state.config.trust_proxy));
     let admitted = state.connections.admit(ip);

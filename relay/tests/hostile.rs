@@ -383,6 +383,20 @@ async fn case_23_sockets_from_other_origins_are_refused() -> TestResult {
 }
 
 #[tokio::test]
+async fn case_23b_by_default_only_the_relays_own_pages_open_sockets() -> TestResult {
+    let relay = Relay::start(&[]).await?;
+    let mut own = relay.client_from(&format!("http://{}", relay.addr)).await?;
+    own.join(&room(231)).await?;
+    for origin in ["https://evil.example", "null"] {
+        let refused = relay.client_from(origin).await;
+        assert!(refused.as_ref().is_err_and(|e| e.to_string().contains("403")), "{origin}: {:?}", refused.err());
+    }
+    // No Origin: no browser, so no web page steering a visitor's browser.
+    relay.client().await?.join(&room(232)).await?;
+    own.expect_nothing().await
+}
+
+#[tokio::test]
 async fn case_24_a_forged_resume_token_takes_no_seat() -> TestResult {
     let relay = Relay::start(&[]).await?;
     let mut bystanders = Bystanders::new(&relay).await?;
