@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fantoccini::{Client, Locator};
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 
 use crate::bidi::Bidi;
@@ -25,6 +26,14 @@ pub struct PeerInfo {
     pub path: String,
     /// `data-link`: the state of the connection to them (`connecting`, `connected`...).
     pub link: String,
+}
+
+/// A new WebDriver session at the driver on `url`, with `capabilities` (a JSON object).
+pub(crate) async fn session(url: &str, capabilities: Value) -> Result<Client> {
+    let Value::Object(capabilities) = capabilities else {
+        return Err(Error::Unexpected(format!("capabilities must be an object: {capabilities}")));
+    };
+    Ok(ClientBuilder::new(HttpConnector::new()).capabilities(capabilities).connect(url).await?)
 }
 
 /// One person's browser.

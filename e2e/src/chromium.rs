@@ -1,12 +1,11 @@
 //! Chromium, through Debian's ChromeDriver: one driver process, a separate browser (own
 //! profile) per person.
 
-use fantoccini::ClientBuilder;
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::process::Child;
 
-use crate::{Browser, Error, Result, free_port, spawn_tool};
+use crate::browser::session;
+use crate::{Browser, Result, Tool, free_port};
 
 /// A ChromeDriver process on a free port. Killed on drop.
 pub struct ChromeDriver {
@@ -33,13 +32,16 @@ const CHROMIUM_FLAGS: &[&str] = &[
     "--window-size=1280,900",
 ];
 
+/// How to get Chromium and its driver.
+const INSTALL: &str = "install Debian's chromium and chromium-driver (`apt-get install chromium chromium-driver`)";
+const CHROMEDRIVER: Tool = Tool { variable: "CHROMEDRIVER", default: "chromedriver", install: INSTALL };
+const CHROMIUM: Tool = Tool { variable: "CHROMIUM", default: "/usr/bin/chromium", install: INSTALL };
+
 impl ChromeDriver {
     /// Starts `chromedriver` (or `$CHROMEDRIVER`) for `chromium` (or `$CHROMIUM`).
     pub async fn start() -> Result<Self> {
         let port = free_port().await?;
-        let process =
-            spawn_tool("CHROMEDRIVER", "chromedriver", &[&format!("--port={port}")], "chromium chromium-driver", port)
-                .await?;
+        let process = CHROMEDRIVER.start(&[&format!("--port={port}")], &[], port).await?;
         Ok(Self { url: format!("http://127.0.0.1:{port}"), _process: process })
     }
 
@@ -50,12 +52,7 @@ impl ChromeDriver {
 
     /// A new, separate Chromium set up as `profile` says.
     pub async fn browser_as(&self, profile: Profile) -> Result<Browser> {
-        let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        if !std::path::Path::new(&chromium).exists() {
-            return Err(Error::Missing(format!(
-                "no Chromium at {chromium}: install Debian's chromium (`apt-get install chromium chromium-driver`)"
-            )));
-        }
+        let chromium = CHROMIUM.installed()?;
         let data = tempfile::tempdir()?;
         let mut args: Vec<String> = CHROMIUM_FLAGS
             .iter()
@@ -83,9 +80,7 @@ impl ChromeDriver {
             "goog:chromeOptions": options,
             "goog:loggingPrefs": { "performance": "ALL", "browser": "ALL" },
         });
-        let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object literal") };
-        let client = ClientBuilder::new(HttpConnector::new()).capabilities(capabilities).connect(&self.url).await?;
-        Ok(Browser::new(client, data))
+        Ok(Browser::new(session(&self.url, capabilities).await?, data))
     }
 }
 

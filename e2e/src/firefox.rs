@@ -3,13 +3,23 @@
 //! microphone and camera granted without a prompt, and a WebDriver BiDi connection for the
 //! console and the viewport.
 
-use fantoccini::ClientBuilder;
-use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{Value, json};
 use tokio::process::Child;
 
 use crate::bidi::Bidi;
-use crate::{Browser, Error, Result, free_port, spawn_tool};
+use crate::browser::session;
+use crate::{Browser, Error, Result, Tool, free_port};
+
+const FIREFOX: Tool = Tool {
+    variable: "FIREFOX",
+    default: "/usr/bin/firefox-esr",
+    install: "install Debian's firefox-esr (`apt-get install firefox-esr`)",
+};
+const GECKODRIVER: Tool = Tool {
+    variable: "GECKODRIVER",
+    default: "geckodriver",
+    install: "install it with `cargo install geckodriver --version 0.37.0`",
+};
 
 /// The preferences every Firefox of the tests runs with, posing as `user_agent` if given.
 fn preferences(user_agent: Option<&str>) -> Value {
@@ -51,32 +61,16 @@ pub async fn phone(user_agent: &str) -> Result<Browser> {
 pub const ANDROID_FIREFOX: &str = "Mozilla/5.0 (Android 14; Mobile; rv:153.0) Gecko/153.0 Firefox/153.0";
 
 async fn start(user_agent: Option<&str>) -> Result<Browser> {
-    let firefox = std::env::var("FIREFOX").unwrap_or_else(|_| "/usr/bin/firefox-esr".into());
-    if !std::path::Path::new(&firefox).exists() {
-        return Err(Error::Missing(format!(
-            "no Firefox at {firefox}: install Debian's firefox-esr (`apt-get install firefox-esr`), \
-             or run `bash scripts/test.sh`, which does"
-        )));
-    }
+    let firefox = FIREFOX.installed()?;
     let (port, bidi_port) = (free_port().await?, free_port().await?);
-    let driver = spawn_tool(
-        "GECKODRIVER",
-        "geckodriver",
-        &[&format!("--port={port}"), &format!("--websocket-port={bidi_port}")],
-        "firefox-esr and `cargo install geckodriver --version 0.37.0`",
-        port,
-    )
-    .await?;
+    let driver =
+        GECKODRIVER.start(&[&format!("--port={port}"), &format!("--websocket-port={bidi_port}")], &[], port).await?;
     let capabilities = json!({
         "browserName": "firefox",
         "webSocketUrl": true,
         "moz:firefoxOptions": { "binary": firefox, "args": ["-headless"], "prefs": preferences(user_agent) },
     });
-    let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object literal") };
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await?;
+    let client = session(&format!("http://127.0.0.1:{port}"), capabilities).await?;
     let bidi_url = client
         .capabilities()
         .and_then(|returned| returned.get("webSocketUrl")?.as_str().map(str::to_owned))

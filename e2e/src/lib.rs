@@ -146,6 +146,13 @@ impl Drop for Relay {
     }
 }
 
+/// Debian's coturn's server.
+const TURNSERVER: Tool = Tool {
+    variable: "TURNSERVER",
+    default: "turnserver",
+    install: "install Debian's coturn (`apt-get install coturn`)",
+};
+
 /// Debian's coturn on a free loopback port, checking credentials with a shared secret
 /// (`use-auth-secret`, the "TURN REST API"). Killed on drop.
 pub struct Coturn {
@@ -172,7 +179,7 @@ impl Coturn {
             &format!("--static-auth-secret={secret}"),
             "--realm=linkcall.test",
         ];
-        let process = spawn_tool("TURNSERVER", "turnserver", &args, "coturn", port).await?;
+        let process = TURNSERVER.start(&args, &[], port).await?;
         Ok(Self { port, _process: process })
     }
 
@@ -182,30 +189,46 @@ impl Coturn {
     }
 }
 
-/// Starts a helper program (`$variable`, else `default`) that will listen on `port`, and
-/// waits until it does. When it cannot start, says which Debian `packages` to install.
-pub(crate) async fn spawn_tool(
-    variable: &str,
-    default: &str,
-    args: &[&str],
-    packages: &str,
-    port: u16,
-) -> Result<Child> {
-    let program = std::env::var(variable).unwrap_or_else(|_| default.into());
-    let process = Command::new(&program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            Error::Missing(format!(
-                "cannot start `{program}` ({e}): install Debian's {packages} (`apt-get install {packages}`), \
-                 or run `bash scripts/test.sh`, which does"
-            ))
-        })?;
-    wait_for_port(port, &program).await?;
-    Ok(process)
+/// A program the harness runs or hands to a driver: `$variable` if set, else `default`;
+/// `install` says how to get it when it is missing.
+pub(crate) struct Tool {
+    pub(crate) variable: &'static str,
+    pub(crate) default: &'static str,
+    pub(crate) install: &'static str,
+}
+
+impl Tool {
+    /// Where it is.
+    pub(crate) fn path(&self) -> String {
+        std::env::var(self.variable).unwrap_or_else(|_| self.default.into())
+    }
+
+    /// Its path, if there is a file there (a browser, which its driver starts).
+    pub(crate) fn installed(&self) -> Result<String> {
+        let path = self.path();
+        if std::path::Path::new(&path).exists() { Ok(path) } else { Err(self.missing(&format!("no {path}"))) }
+    }
+
+    /// What to say when it cannot be found or started (`what` went wrong).
+    pub(crate) fn missing(&self, what: &str) -> Error {
+        Error::Missing(format!("{what}: {}, or run `bash scripts/test.sh`, which does", self.install))
+    }
+
+    /// Starts it with `args` and `env`, its output discarded, killed on drop, and waits
+    /// until it listens on loopback `port`.
+    pub(crate) async fn start(&self, args: &[&str], env: &[(&str, &str)], port: u16) -> Result<Child> {
+        let program = self.path();
+        let process = Command::new(&program)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| self.missing(&format!("cannot start `{program}` ({e})")))?;
+        wait_for_port(port, &program).await?;
+        Ok(process)
+    }
 }
 
 /// Waits up to 20 s until something listens on loopback `port`.

@@ -6,17 +6,19 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use fantoccini::ClientBuilder;
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::{Browser, Error, Result, free_port, wait_for_port};
+use crate::browser::session;
+use crate::{Browser, Error, Result, Tool, free_port};
 
-/// What to install when a part is missing.
-const INSTALL: &str = "install Debian's webkit2gtk-driver and xvfb (`apt-get install webkit2gtk-driver xvfb`), \
-                       or run `bash scripts/test.sh`, which does";
+/// How to get WebKitGTK's driver, its MiniBrowser and an X server.
+const INSTALL: &str = "install Debian's webkit2gtk-driver and xvfb (`apt-get install webkit2gtk-driver xvfb`)";
+const MINIBROWSER: Tool =
+    Tool { variable: "MINIBROWSER", default: "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser", install: INSTALL };
+const WEBKITWEBDRIVER: Tool = Tool { variable: "WEBKITWEBDRIVER", default: "WebKitWebDriver", install: INSTALL };
+const XVFB: Tool = Tool { variable: "XVFB", default: "Xvfb", install: INSTALL };
 
 /// The MiniBrowser's flags: driven by WebDriver, without its toolbar (which keeps the
 /// window at least 447 px wide; full screen hides it, and without a window manager the
@@ -34,50 +36,35 @@ struct Processes {
 
 /// A new WebKit whose page is `width`×`height` CSS pixels (a phone: 360×640).
 pub async fn browser(width: u32, height: u32) -> Result<Browser> {
-    let minibrowser =
-        std::env::var("MINIBROWSER").unwrap_or_else(|_| "/usr/lib/x86_64-linux-gnu/webkit2gtk-4.1/MiniBrowser".into());
-    if !std::path::Path::new(&minibrowser).exists() {
-        return Err(Error::Missing(format!("no WebKitGTK MiniBrowser at {minibrowser}: {INSTALL}")));
-    }
-    let (display, number) = x_server().await?;
+    let minibrowser = MINIBROWSER.installed()?;
+    let (x_server, display) = x_server().await?;
     let port = free_port().await?;
     // The browser's processes find their X server in the environment they inherit from
     // the driver (MiniBrowser's `--display` does not reach its web process).
-    let driver = Command::new("WebKitWebDriver")
-        .arg(format!("--port={port}"))
-        .env("DISPLAY", format!(":{number}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| Error::Missing(format!("cannot start `WebKitWebDriver` ({e}): {INSTALL}")))?;
-    wait_for_port(port, "WebKitWebDriver").await?;
+    let driver = WEBKITWEBDRIVER.start(&[&format!("--port={port}")], &[("DISPLAY", &display)], port).await?;
     let capabilities = json!({ "webkitgtk:browserOptions": { "binary": minibrowser, "args": MINIBROWSER_FLAGS } });
-    let Value::Object(capabilities) = capabilities else { unreachable!("a JSON object literal") };
-    let client = ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities)
-        .connect(&format!("http://127.0.0.1:{port}"))
-        .await?;
+    let client = session(&format!("http://127.0.0.1:{port}"), capabilities).await?;
     client.set_window_size(width, height).await?;
-    Ok(Browser::new(client, Processes { _driver: driver, _display: display }))
+    Ok(Browser::new(client, Processes { _driver: driver, _display: x_server }))
 }
 
 /// Starts Xvfb on a free display (it picks one and names it on `-displayfd`); returns it
-/// and the display's number once it accepts clients.
-async fn x_server() -> Result<(Child, u32)> {
-    let mut process = Command::new("Xvfb")
+/// and its display (`:<number>`) once it accepts clients.
+async fn x_server() -> Result<(Child, String)> {
+    let program = XVFB.path();
+    let mut process = Command::new(&program)
         .args(["-displayfd", "1", "-screen", "0", "1280x1024x24", "-nolisten", "tcp"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| Error::Missing(format!("cannot start `Xvfb` ({e}): {INSTALL}")))?;
+        .map_err(|e| XVFB.missing(&format!("cannot start `{program}` ({e})")))?;
     let stdout = process.stdout.take().expect("stdout is piped");
     let mut line = String::new();
     let patience = Duration::from_secs(20);
     tokio::time::timeout(patience, BufReader::new(stdout).read_line(&mut line))
         .await
         .map_err(|_| Error::Timeout { what: "Xvfb to start".into(), after: patience })??;
-    let number = line.trim().parse().map_err(|_| Error::Unexpected(format!("Xvfb named no display: {line:?}")))?;
-    Ok((process, number))
+    let number: u32 = line.trim().parse().map_err(|_| Error::Unexpected(format!("Xvfb named no display: {line:?}")))?;
+    Ok((process, format!(":{number}")))
 }
