@@ -187,28 +187,30 @@ impl Browser {
 
     /// Waits until the one remote participant satisfies `test`, and returns it.
     pub async fn wait_peer(&self, what: &str, test: impl Fn(&PeerInfo) -> bool) -> Result<PeerInfo> {
-        let [peer] = self.wait_peers(1, what, test).await?.try_into().expect("wait_peers returns as many as asked");
+        let [peer] =
+            self.wait_peers(1, what, PATIENCE, test).await?.try_into().expect("wait_peers returns as many as asked");
         Ok(peer)
     }
 
-    /// Waits until the page shows exactly `count` remote participants and every one
-    /// satisfies `test`, and returns them.
+    /// Waits up to `patience` until the page shows exactly `count` remote participants and
+    /// every one satisfies `test`, and returns them.
     pub async fn wait_peers(
         &self,
         count: usize,
         what: &str,
+        patience: Duration,
         test: impl Fn(&PeerInfo) -> bool,
     ) -> Result<Vec<PeerInfo>> {
         let start = Instant::now();
         let mut last = Vec::new();
-        while start.elapsed() < PATIENCE {
+        while start.elapsed() < patience {
             last = self.peers().await?;
             if last.len() == count && last.iter().all(&test) {
                 return Ok(last);
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(Error::Timeout { what: format!("{what} (peers shown: {last:?})"), after: PATIENCE })
+        Err(Error::Timeout { what: format!("{what} (peers shown: {last:?})"), after: patience })
     }
 
     /// Fails unless the window is `width` CSS pixels wide (a phone's) and nothing in the
