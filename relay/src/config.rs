@@ -73,6 +73,17 @@ pub struct Config {
     #[arg(long, env = "RELAY_SOCKETS_PER_IP", default_value_t = 64)]
     pub sockets_per_ip: usize,
 
+    /// Open TCP connections allowed from one IP address, or one IPv6 /64 (page loads, TLS
+    /// handshakes and sockets together); more are closed at once. Not counted with
+    /// `--trust-proxy`, where every connection comes from the proxy.
+    #[arg(long, env = "RELAY_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub connections_per_ip: usize,
+
+    /// How long a client gets to send a request's headers; one that trickles them
+    /// (slowloris) is disconnected.
+    #[arg(long, env = "RELAY_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
+
     /// Open rooms created from one IP address, or one IPv6 /64.
     #[arg(long, env = "RELAY_ROOMS_PER_IP", default_value_t = 32)]
     pub rooms_per_ip: usize,

@@ -16,6 +16,7 @@ mod limits;
 mod metrics;
 mod origin;
 mod rooms;
+mod server;
 mod socket;
 mod tls;
 mod turn;
@@ -29,7 +30,6 @@ use axum::extract::{ConnectInfo, State as Extract, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::{IncomingStream, Listener};
 use shared::protocol::IceServer;
 use shared::room::PeerId;
 use tokio::net::TcpListener;
@@ -112,7 +112,7 @@ pub async fn run(
     let (stop, stopped) = watch::channel(false);
     let state = Arc::new(State {
         rooms: rooms::Rooms::new(config.room_capacity, config.rooms_per_ip),
-        connections: limits::Connections::new(config.sockets_per_ip),
+        connections: limits::Connections::new(config.sockets_per_ip, metrics::socket),
         turn,
         config,
         shutdown: stopped.clone(),
@@ -123,6 +123,10 @@ pub async fn run(
             assets::set_headers,
         ),
     );
+    let header_timeout = state.config.header_timeout;
+    // Behind a proxy every connection comes from the proxy: it bounds its clients itself.
+    let per_ip = (!state.config.trust_proxy)
+        .then(|| limits::Connections::new(state.config.connections_per_ip, metrics::connection));
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))
@@ -143,39 +147,25 @@ pub async fn run(
         let _ = stopped.wait_for(|stop| *stop).await;
         tokio::time::sleep(SHUTDOWN_GRACE).await;
     };
-    let served = match https {
-        tls::Https::Off => {
-            tracing::info!(%address, "relay listening (HTTP)");
-            serve(tls::Plain(listener), app, on_shutdown, deadline).await
-        }
-        tls::Https::Certified(acceptor) | tls::Https::SelfSigned(acceptor) => {
-            tracing::info!(%address, "relay listening (HTTPS)");
-            serve(tls::Secure::new(listener, acceptor)?, app, on_shutdown, deadline).await
+    let listener = tls::Plain::new(listener, per_ip);
+    let served = async move {
+        match https {
+            tls::Https::Off => {
+                tracing::info!(%address, "relay listening (HTTP)");
+                server::serve(listener, app, header_timeout, on_shutdown).await;
+            }
+            tls::Https::Certified(acceptor) | tls::Https::SelfSigned(acceptor) => {
+                tracing::info!(%address, "relay listening (HTTPS)");
+                let secure = tls::Secure::new(listener, acceptor, address);
+                server::serve(secure, app, header_timeout, on_shutdown).await;
+            }
         }
     };
-    Ok(served?)
-}
-
-/// Serves `app` on `listener` until `shutdown`, then gives connections until `deadline`.
-async fn serve<L>(
-    listener: L,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    deadline: impl Future<Output = ()>,
-) -> std::io::Result<()>
-where
-    L: Listener<Addr = tls::Remote>,
-    for<'a> tls::Remote: axum::extract::connect_info::Connected<IncomingStream<'a, L>>,
-{
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<tls::Remote>())
-        .with_graceful_shutdown(shutdown);
     tokio::select! {
-        served = server => served,
-        () = deadline => {
-            tracing::warn!("connections still open after shutdown grace; leaving anyway");
-            Ok(())
-        }
+        () = served => {}
+        () = deadline => tracing::warn!("connections still open after shutdown grace; leaving anyway"),
     }
+    Ok(())
 }
 
 async fn upgrade(

@@ -4,8 +4,6 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::metrics;
-
 /// Who an address belongs to, for the per-client limits: an IPv4 address, or an IPv6 /64
 /// (a phone or a home is given a whole /64 and may use any address in it, so counting
 /// per address would let one client be thousands). An IPv4-mapped IPv6 address is its IPv4.
@@ -19,14 +17,16 @@ pub fn subscriber(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Counts open sockets by address.
+/// Counts open connections (signaling sockets, or TCP connections) by address.
 #[derive(Debug)]
 pub struct Connections {
     per_ip: usize,
     open: Mutex<HashMap<IpAddr, usize>>,
+    /// The gauge of all open ones, told each change.
+    gauge: fn(f64),
 }
 
-/// One open socket, counted until dropped.
+/// One open connection, counted until dropped.
 #[derive(Debug)]
 pub struct Admitted {
     connections: Arc<Connections>,
@@ -34,12 +34,12 @@ pub struct Admitted {
 }
 
 impl Connections {
-    /// At most `per_ip` sockets from one address.
-    pub fn new(per_ip: usize) -> Arc<Self> {
-        Arc::new(Self { per_ip, open: Mutex::default() })
+    /// At most `per_ip` connections from one address; `gauge` follows the total.
+    pub fn new(per_ip: usize, gauge: fn(f64)) -> Arc<Self> {
+        Arc::new(Self { per_ip, open: Mutex::default(), gauge })
     }
 
-    /// Counts a new socket from `ip`, unless that address is at its limit.
+    /// Counts a new connection from `ip`, unless that address is at its limit.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let count = open.entry(ip).or_default();
@@ -47,7 +47,7 @@ impl Connections {
             return None;
         }
         *count += 1;
-        metrics::socket(1.0);
+        (self.gauge)(1.0);
         Some(Admitted { connections: self.clone(), ip })
     }
 }
@@ -61,7 +61,7 @@ impl Drop for Admitted {
                 open.remove(&self.ip);
             }
         }
-        metrics::socket(-1.0);
+        (self.connections.gauge)(-1.0);
     }
 }
 
@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn sockets_from_one_ipv6_network_share_its_limit() {
-        let connections = Connections::new(2);
+        let connections = Connections::new(2, |_| {});
         let first = connections.admit(subscriber(ip("2001:db8::1")));
         let second = connections.admit(subscriber(ip("2001:db8::2")));
         assert!(first.is_some() && second.is_some());

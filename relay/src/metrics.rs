@@ -32,6 +32,7 @@ fn describe() {
     describe_gauge!("relay_rooms", "Open rooms.");
     describe_gauge!("relay_peers", "Peers in rooms, including those waiting to resume.");
     describe_gauge!("relay_sockets", "Open signaling sockets.");
+    describe_gauge!("relay_connections", "Open TCP connections (counted per address unless behind a proxy).");
     describe_counter!("relay_messages_in_total", "Messages received from clients.");
     describe_counter!("relay_messages_out_total", "Messages sent to clients.");
     describe_counter!("relay_errors_total", "Error answers sent, by code.");
@@ -49,6 +50,11 @@ pub fn rooms(rooms: usize, peers: usize) {
 /// A socket opened (+1) or closed (-1).
 pub fn socket(delta: f64) {
     gauge!("relay_sockets").increment(delta);
+}
+
+/// A TCP connection opened (`1.0`) or closed (`-1.0`).
+pub fn connection(delta: f64) {
+    gauge!("relay_connections").increment(delta);
 }
 
 /// The counters touched for every message, looked up once: `counter!` finds a counter by

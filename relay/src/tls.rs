@@ -10,16 +10,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use axum::extract::connect_info::Connected;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use axum::http::HeaderMap;
-use axum::serve::{IncomingStream, Listener};
+use axum::serve::Listener;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::limits::{Admitted, Connections, subscriber};
 use crate::{Config, Error};
 
 /// A TLS handshake gets this long; a client that stalls it is dropped.
@@ -32,34 +36,90 @@ const HANDSHAKES_IN_FLIGHT: usize = 256;
 #[derive(Clone, Copy, Debug)]
 pub struct Remote(pub SocketAddr);
 
-/// Plain TCP.
-pub struct Plain(pub TcpListener);
+/// Plain TCP, with at most `--connections-per-ip` connections from one address (or IPv6
+/// /64) at once, TLS handshakes included: one client cannot take the file descriptors, or
+/// the handshake slots, that everyone shares. A connection over the limit is closed at once.
+pub struct Plain {
+    listener: TcpListener,
+    per_ip: Option<Arc<Connections>>,
+}
 
-impl Listener for Plain {
-    type Io = TcpStream;
-    type Addr = Remote;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (io, addr) = Listener::accept(&mut self.0).await;
-        // Signals are small and must not wait for the previous one's ACK (Nagle), which
-        // over a phone's 100 ms round trip would hold back every trickled ICE candidate;
-        // the socket task already writes what is queued with one flush.
-        if let Err(error) = io.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY refused");
-        }
-        (io, Remote(addr))
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.0.local_addr().map(Remote)
+impl Plain {
+    /// Accepts on `listener`; `per_ip` counts connections by address (`None`: unbounded,
+    /// behind a proxy whose address every connection has).
+    pub fn new(listener: TcpListener, per_ip: Option<Arc<Connections>>) -> Self {
+        Self { listener, per_ip }
     }
 }
 
-// One impl per listener: a generic `impl<L: Listener<Addr = Remote>>` would overlap
-// axum's own impl for `TapIo` listeners.
-impl Connected<IncomingStream<'_, Plain>> for Remote {
-    fn connect_info(stream: IncomingStream<'_, Plain>) -> Self {
-        *stream.remote_addr()
+impl Listener for Plain {
+    type Io = Counted;
+    type Addr = Remote;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let (io, addr) = Listener::accept(&mut self.listener).await;
+            let admitted = match &self.per_ip {
+                None => None,
+                Some(per_ip) => match per_ip.admit(subscriber(addr.ip())) {
+                    admitted @ Some(_) => admitted,
+                    None => {
+                        tracing::debug!(%addr, "too many connections from this address: closed");
+                        crate::metrics::eviction("too_many_connections");
+                        continue;
+                    }
+                },
+            };
+            // Signals are small and must not wait for the previous one's ACK (Nagle), which
+            // over a phone's 100 ms round trip would hold back every trickled ICE candidate;
+            // the socket task already writes what is queued with one flush.
+            if let Err(error) = io.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY refused");
+            }
+            return (Counted { io, _admitted: admitted }, Remote(addr));
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.listener.local_addr().map(Remote)
+    }
+}
+
+/// A TCP connection, counted against its address until it closes.
+pub struct Counted {
+    io: TcpStream,
+    _admitted: Option<Admitted>,
+}
+
+impl AsyncRead for Counted {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Counted {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 }
 
@@ -67,18 +127,16 @@ impl Connected<IncomingStream<'_, Plain>> for Remote {
 /// hold up anyone else's.
 pub struct Secure {
     local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, Remote)>,
+    ready: mpsc::Receiver<(TlsStream<Counted>, Remote)>,
     accepting: tokio::task::JoinHandle<()>,
 }
 
 impl Secure {
-    /// Accepts on `listener` and hands out the connections whose handshake with `acceptor`
-    /// (as it is when each connection comes) succeeded.
-    pub fn new(listener: TcpListener, acceptor: Acceptor) -> std::io::Result<Self> {
-        let local = listener.local_addr()?;
+    /// Accepts on `plain` (listening on `local`) and hands out the connections whose
+    /// handshake with `acceptor` (as it is when each connection comes) succeeded.
+    pub fn new(mut plain: Plain, acceptor: Acceptor, local: SocketAddr) -> Self {
         let (done, ready) = mpsc::channel(HANDSHAKES_IN_FLIGHT);
         let slots = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_IN_FLIGHT));
-        let mut plain = Plain(listener);
         let accepting = tokio::spawn(async move {
             loop {
                 let Ok(slot) = slots.clone().acquire_owned().await else { return };
@@ -96,7 +154,7 @@ impl Secure {
                 });
             }
         });
-        Ok(Self { local, ready, accepting })
+        Self { local, ready, accepting }
     }
 }
 
@@ -107,7 +165,7 @@ impl Drop for Secure {
 }
 
 impl Listener for Secure {
-    type Io = TlsStream<TcpStream>;
+    type Io = TlsStream<Counted>;
     type Addr = Remote;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -120,12 +178,6 @@ impl Listener for Secure {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         Ok(Remote(self.local))
-    }
-}
-
-impl Connected<IncomingStream<'_, Secure>> for Remote {
-    fn connect_info(stream: IncomingStream<'_, Secure>) -> Self {
-        *stream.remote_addr()
     }
 }
 

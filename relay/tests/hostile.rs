@@ -429,3 +429,62 @@ async fn case_25_a_resume_token_from_another_room_is_not_honoured() -> TestResul
     assert_eq!(ana.recv().await?, ServerMessage::Signal { from: first.you, signal: offer("still mine") });
     bystanders.still_fine().await
 }
+
+/// Reads from `tcp` until the relay closes it; fails if it is still open after `within`.
+async fn closed_within(tcp: &mut tokio::net::TcpStream, within: Duration) -> TestResult {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(within, async {
+        // A 408 may come first; the end (or a reset) is what counts.
+        while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+    .await
+    .map_err(|_| format!("still open after {within:?}"))?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn case_26_a_client_that_trickles_its_headers_is_disconnected() -> TestResult {
+    use tokio::io::AsyncWriteExt;
+    let relay = Relay::start(&["--header-timeout", "1s"]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    // Slowloris: a request head that never ends, a header line every 300 ms.
+    let mut slow = tokio::net::TcpStream::connect(relay.addr).await?;
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: relay\r\n").await?;
+    let started = std::time::Instant::now();
+    let trickle = async {
+        for n in 0.. {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if slow.write_all(format!("X-Slow-{n}: 1\r\n").as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), trickle).await.map_err(|_| "the trickle was never cut off")?;
+    assert!(started.elapsed() >= Duration::from_millis(900), "cut off before its time: {:?}", started.elapsed());
+    closed_within(&mut slow, Duration::from_secs(2)).await?;
+    // Whoever sends a whole head in time is served.
+    assert_eq!(relay.get("/healthz").await?, (200, "ok".to_owned()));
+    bystanders.still_fine().await
+}
+
+#[tokio::test]
+async fn case_27_one_address_holds_at_most_its_tcp_connections() -> TestResult {
+    // The bystanders' two sockets and three idle connections fill the five.
+    let relay = Relay::start(&["--connections-per-ip", "5"]).await?;
+    let mut bystanders = Bystanders::new(&relay).await?;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(relay.addr).await?);
+    }
+    // The sixth is closed at once, before it can say anything.
+    let mut sixth = tokio::net::TcpStream::connect(relay.addr).await?;
+    closed_within(&mut sixth, Duration::from_secs(2)).await?;
+    assert!(relay.get("/healthz").await.is_err(), "a page load over the limit is refused too");
+    bystanders.still_fine().await?;
+    // One goes: there is room again.
+    drop(idle.pop());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(relay.get("/healthz").await?, (200, "ok".to_owned()));
+    Ok(())
+}
