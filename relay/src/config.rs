@@ -9,6 +9,8 @@ use clap::{Parser, ValueEnum};
 use shared::protocol::IceTransportPolicy;
 use shared::room::DEFAULT_CAPACITY;
 
+use crate::limits::PerClient;
+
 /// How the relay runs. Every flag has an environment variable, for containers and units.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "relay", version, about = "Signaling relay for link-based voice calls")]
@@ -68,13 +70,22 @@ pub struct Config {
     #[arg(long, env = "RELAY_MESSAGE_BURST", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
     pub message_burst: u32,
 
-    /// Open sockets allowed from one IP address, or one IPv6 /64 (carrier NAT puts many
-    /// phones behind one IPv4 address).
+    /// Open sockets allowed from one IP address, or one IPv6 /64, once the relay is busy
+    /// (`--busy-above`).
     #[arg(long, env = "RELAY_SOCKETS_PER_IP", default_value_t = 64)]
     pub sockets_per_ip: usize,
 
+    /// The per-address limits below hold only once the relay has this many open (TCP
+    /// connections, sockets, or rooms, each counted on its own): until then one address may
+    /// have any number, since a mobile carrier puts thousands of phones behind one IPv4
+    /// address. A single abuser can hold at most this many, and when it does, everyone
+    /// else still gets their per-address share.
+    #[arg(long, env = "RELAY_BUSY_ABOVE", default_value_t = 1000)]
+    pub busy_above: usize,
+
     /// Open TCP connections allowed from one IP address, or one IPv6 /64 (page loads, TLS
-    /// handshakes and sockets together); more are closed at once. Not counted with
+    /// handshakes and sockets together), once the relay is busy (`--busy-above`); more are
+    /// closed at once. Not counted with
     /// `--trust-proxy`, where every connection comes from the proxy.
     #[arg(long, env = "RELAY_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub connections_per_ip: usize,
@@ -84,7 +95,8 @@ pub struct Config {
     #[arg(long, env = "RELAY_HEADER_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: std::time::Duration,
 
-    /// Open rooms created from one IP address, or one IPv6 /64.
+    /// Open rooms created from one IP address, or one IPv6 /64, once the relay is busy
+    /// (`--busy-above`).
     #[arg(long, env = "RELAY_ROOMS_PER_IP", default_value_t = 32)]
     pub rooms_per_ip: usize,
 
@@ -133,6 +145,13 @@ pub struct Config {
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+impl Config {
+    /// A per-address `limit`, held while the relay is busy.
+    pub(crate) fn per_client(&self, limit: usize) -> PerClient {
+        PerClient { limit, busy_above: self.busy_above }
+    }
 }
 
 /// How logs are written.

@@ -111,8 +111,8 @@ pub async fn run(
     let metrics = metrics::handle();
     let (stop, stopped) = watch::channel(false);
     let state = Arc::new(State {
-        rooms: rooms::Rooms::new(config.room_capacity, config.rooms_per_ip),
-        connections: limits::Connections::new(config.sockets_per_ip, metrics::socket),
+        rooms: rooms::Rooms::new(config.room_capacity, config.per_client(config.rooms_per_ip)),
+        connections: limits::Connections::new(config.per_client(config.sockets_per_ip), metrics::socket),
         turn,
         config,
         shutdown: stopped.clone(),
@@ -125,8 +125,9 @@ pub async fn run(
     );
     let header_timeout = state.config.header_timeout;
     // Behind a proxy every connection comes from the proxy: it bounds its clients itself.
-    let per_ip = (!state.config.trust_proxy)
-        .then(|| limits::Connections::new(state.config.connections_per_ip, metrics::connection));
+    let per_ip = (!state.config.trust_proxy).then(|| {
+        limits::Connections::new(state.config.per_client(state.config.connections_per_ip), metrics::connection)
+    });
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/healthz", get(|| async { "ok" }))

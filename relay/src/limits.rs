@@ -17,13 +17,39 @@ pub fn subscriber(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A limit per client that holds only while the relay is busy. A mobile carrier puts
+/// thousands of phones behind one IPv4 address (carrier-grade NAT): a fixed per-address
+/// limit would turn away real people of a popular deployment, each behind their carrier.
+/// So while fewer than `busy_above` are open in all, one address may hold any number; once
+/// that many are open, no address gets another beyond `limit`. An abuser alone can then
+/// hold at most `busy_above` (sized well within the relay's means), and everyone else still
+/// gets in up to `limit` each.
+#[derive(Clone, Copy, Debug)]
+pub struct PerClient {
+    pub limit: usize,
+    pub busy_above: usize,
+}
+
+impl PerClient {
+    /// Whether a client holding `mine` may have one more, with `total` open in all.
+    pub fn allows(self, total: usize, mine: usize) -> bool {
+        total < self.busy_above || mine < self.limit
+    }
+}
+
 /// Counts open connections (signaling sockets, or TCP connections) by address.
 #[derive(Debug)]
 pub struct Connections {
-    per_ip: usize,
-    open: Mutex<HashMap<IpAddr, usize>>,
+    per_client: PerClient,
+    open: Mutex<Open>,
     /// The gauge of all open ones, told each change.
     gauge: fn(f64),
+}
+
+#[derive(Debug, Default)]
+struct Open {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
 }
 
 /// One open connection, counted until dropped.
@@ -34,19 +60,21 @@ pub struct Admitted {
 }
 
 impl Connections {
-    /// At most `per_ip` connections from one address; `gauge` follows the total.
-    pub fn new(per_ip: usize, gauge: fn(f64)) -> Arc<Self> {
-        Arc::new(Self { per_ip, open: Mutex::default(), gauge })
+    /// Connections held to `per_client`; `gauge` follows the total.
+    pub fn new(per_client: PerClient, gauge: fn(f64)) -> Arc<Self> {
+        Arc::new(Self { per_client, open: Mutex::default(), gauge })
     }
 
-    /// Counts a new connection from `ip`, unless that address is at its limit.
+    /// Counts a new connection from `ip`, unless the per-client limit refuses it.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Admitted> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(ip).or_default();
-        if *count >= self.per_ip {
+        let Open { total, by_ip } = &mut *open;
+        let mine = by_ip.entry(ip).or_default();
+        if !self.per_client.allows(*total, *mine) {
             return None;
         }
-        *count += 1;
+        *mine += 1;
+        *total += 1;
         (self.gauge)(1.0);
         Some(Admitted { connections: self.clone(), ip })
     }
@@ -55,10 +83,12 @@ impl Connections {
 impl Drop for Admitted {
     fn drop(&mut self) {
         let mut open = self.connections.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.ip);
+        let Open { total, by_ip } = &mut *open;
+        if let Some(mine) = by_ip.get_mut(&self.ip) {
+            *mine -= 1;
+            *total -= 1;
+            if *mine == 0 {
+                by_ip.remove(&self.ip);
             }
         }
         (self.connections.gauge)(-1.0);
@@ -84,7 +114,7 @@ mod tests {
 
     #[test]
     fn sockets_from_one_ipv6_network_share_its_limit() {
-        let connections = Connections::new(2, |_| {});
+        let connections = Connections::new(PerClient { limit: 2, busy_above: 0 }, |_| {});
         let first = connections.admit(subscriber(ip("2001:db8::1")));
         let second = connections.admit(subscriber(ip("2001:db8::2")));
         assert!(first.is_some() && second.is_some());
@@ -92,5 +122,20 @@ mod tests {
         assert!(connections.admit(subscriber(ip("2001:db8:0:1::1"))).is_some(), "another /64 is another client");
         drop(first);
         assert!(connections.admit(subscriber(ip("2001:db8::4"))).is_some());
+    }
+
+    #[test]
+    fn one_address_holds_any_number_until_the_relay_is_busy() {
+        let connections = Connections::new(PerClient { limit: 2, busy_above: 5 }, |_| {});
+        let carrier = ip("203.0.113.7");
+        let phones: Vec<_> = (0..5).map(|_| connections.admit(carrier)).collect();
+        assert!(phones.iter().all(Option::is_some), "five phones behind one carrier address");
+        assert!(connections.admit(carrier).is_none(), "busy: that address is over its limit");
+        let first = connections.admit(ip("198.51.100.1"));
+        let second = connections.admit(ip("198.51.100.1"));
+        assert!(first.is_some() && second.is_some(), "busy: everyone else still gets their two");
+        assert!(connections.admit(ip("198.51.100.1")).is_none());
+        drop(phones);
+        assert!(connections.admit(carrier).is_some(), "no longer busy");
     }
 }

@@ -17,6 +17,7 @@ use shared::protocol::ServerMessage;
 use shared::room::{PeerId, RoomFull, RoomId, Roster};
 use tokio::sync::mpsc;
 
+use crate::limits::PerClient;
 use crate::metrics;
 
 /// How a socket task receives what the room sends its peer: messages already encoded, so
@@ -31,7 +32,7 @@ pub const OUTBOX_CAPACITY: usize = 64;
 #[derive(Debug)]
 pub struct Rooms {
     capacity: usize,
-    rooms_per_ip: usize,
+    rooms_per_client: PerClient,
     inner: Mutex<Inner>,
 }
 
@@ -99,10 +100,10 @@ pub enum JoinError {
 pub struct UnknownPeer;
 
 impl Rooms {
-    /// No rooms yet; each will hold at most `capacity` people, and one address may have at
-    /// most `rooms_per_ip` rooms open.
-    pub fn new(capacity: usize, rooms_per_ip: usize) -> Self {
-        Self { capacity, rooms_per_ip, inner: Mutex::default() }
+    /// No rooms yet; each will hold at most `capacity` people, and the rooms an address
+    /// has open are held to `rooms_per_client`.
+    pub fn new(capacity: usize, rooms_per_client: PerClient) -> Self {
+        Self { capacity, rooms_per_client, inner: Mutex::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -119,7 +120,7 @@ impl Rooms {
             Some(entry) => entry,
             None => {
                 let count = created_by.entry(ip).or_default();
-                if *count >= self.rooms_per_ip {
+                if !self.rooms_per_client.allows(rooms.len(), *count) {
                     return Err(JoinError::TooManyRooms);
                 }
                 *count += 1;

@@ -251,7 +251,8 @@ async fn case_18_signals_never_cross_rooms_even_when_ids_coincide() -> TestResul
 
 #[tokio::test]
 async fn case_19_join_flood_from_one_address_hits_the_room_limit() -> TestResult {
-    let relay = Relay::start(&["--rooms-per-ip", "3"]).await?;
+    // A busy relay (three rooms open) holds each address to its three rooms.
+    let relay = Relay::start(&["--rooms-per-ip", "3", "--busy-above", "3"]).await?;
     // The bystanders' room is the first of this address's three.
     let mut bystanders = Bystanders::new(&relay).await?;
     let mut clients = Vec::new();
@@ -314,7 +315,8 @@ async fn case_20_message_flood_is_rate_limited_then_closed_with_1008() -> TestRe
 
 #[tokio::test]
 async fn case_21_too_many_sockets_from_one_address() -> TestResult {
-    let relay = Relay::start(&["--sockets-per-ip", "4"]).await?;
+    // Busy once four are open: then each address is held to its four.
+    let relay = Relay::start(&["--sockets-per-ip", "4", "--busy-above", "4"]).await?;
     let mut bystanders = Bystanders::new(&relay).await?;
     let (mut third, fourth) = (relay.client().await?, relay.client().await?);
     let mut fifth = relay.client().await?;
@@ -331,19 +333,45 @@ async fn case_21_too_many_sockets_from_one_address() -> TestResult {
 #[tokio::test]
 async fn case_21b_forwarded_addresses_count_only_behind_a_trusted_proxy() -> TestResult {
     // Without --trust-proxy, a client cannot pick its address to dodge the limit.
-    let relay = Relay::start(&["--sockets-per-ip", "1"]).await?;
+    let relay = Relay::start(&["--sockets-per-ip", "1", "--busy-above", "0"]).await?;
     let _first = relay.client_with("x-forwarded-for", "198.51.100.1").await?;
     let mut second = relay.client_with("x-forwarded-for", "198.51.100.2").await?;
     second.expect_error(ErrorCode::TooManyConnections).await?;
     // Behind a trusted proxy, the proxy's last hop is the client: two people, two addresses;
     // the same person twice is refused.
-    let relay = Relay::start(&["--sockets-per-ip", "1", "--trust-proxy"]).await?;
+    let relay = Relay::start(&["--sockets-per-ip", "1", "--busy-above", "0", "--trust-proxy"]).await?;
     let mut ana = relay.client_with("x-forwarded-for", "203.0.113.9, 198.51.100.1").await?;
     let mut bo = relay.client_with("x-forwarded-for", "203.0.113.9, 198.51.100.2").await?;
     ana.join(&room(121)).await?;
     bo.join(&room(121)).await?;
     let mut ana_again = relay.client_with("x-forwarded-for", "198.51.100.1").await?;
     ana_again.expect_error(ErrorCode::TooManyConnections).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn case_21c_a_carriers_phones_share_one_address_until_the_relay_is_busy() -> TestResult {
+    // Behind a trusted proxy, so that clients have addresses of their own.
+    let limits = ["--sockets-per-ip", "2", "--rooms-per-ip", "2", "--busy-above", "6"];
+    let relay = Relay::start(&[&["--trust-proxy"][..], &limits].concat()).await?;
+    let carrier = ("x-forwarded-for", "203.0.113.7");
+    // Six phones behind one carrier address, six rooms: all in, well past two sockets and
+    // two rooms for an address.
+    let mut phones = Vec::new();
+    for n in 0..6 {
+        let mut phone = relay.client_with(carrier.0, carrier.1).await?;
+        phone.join(&room(130 + n)).await?;
+        phones.push(phone);
+    }
+    // Busy now: the carrier's address gets no seventh, and someone else still gets two.
+    let mut seventh = relay.client_with(carrier.0, carrier.1).await?;
+    seventh.expect_error(ErrorCode::TooManyConnections).await?;
+    let mut ana = relay.client_with("x-forwarded-for", "198.51.100.1").await?;
+    let mut ana_tab = relay.client_with("x-forwarded-for", "198.51.100.1").await?;
+    ana.join(&room(140)).await?;
+    ana_tab.join(&room(141)).await?;
+    let mut ana_third = relay.client_with("x-forwarded-for", "198.51.100.1").await?;
+    ana_third.expect_error(ErrorCode::TooManyConnections).await?;
     Ok(())
 }
 
@@ -470,8 +498,9 @@ async fn case_26_a_client_that_trickles_its_headers_is_disconnected() -> TestRes
 
 #[tokio::test]
 async fn case_27_one_address_holds_at_most_its_tcp_connections() -> TestResult {
-    // The bystanders' two sockets and three idle connections fill the five.
-    let relay = Relay::start(&["--connections-per-ip", "5"]).await?;
+    // The bystanders' two sockets and three idle connections fill the five, and make the
+    // relay busy.
+    let relay = Relay::start(&["--connections-per-ip", "5", "--busy-above", "5"]).await?;
     let mut bystanders = Bystanders::new(&relay).await?;
     let mut idle = Vec::new();
     for _ in 0..3 {
