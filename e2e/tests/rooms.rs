@@ -18,7 +18,7 @@ use e2e::{Browser, ChromeDriver, HEARD, PATIENCE, PeerInfo, Relay, Result, SILEN
 /// cores, where each person has a phone of their own: the pages answer WebDriver in seconds
 /// and descriptions, ICE checks and DTLS handshakes wait their turn. A slow machine, not a
 /// slow call; the figures are printed.
-const SIX_PATIENCE: Duration = Duration::from_secs(60);
+const SIX_PATIENCE: Duration = Duration::from_secs(90);
 use futures_util::future::try_join_all;
 
 /// Waits until every one of `pages` shows exactly `count` others, each satisfying `test`,

@@ -480,6 +480,7 @@ impl Driver {
             let input = match event {
                 PeerEvent::Candidate(candidate) => Input::LocalCandidate { conn, candidate },
                 PeerEvent::Connection(state) => Input::Connection { conn, state },
+                PeerEvent::DtlsFailed => Input::DtlsFailed { conn },
                 PeerEvent::NegotiationNeeded => Input::NegotiationNeeded { conn },
             };
             with(&weak, |driver| driver.feed(input));

@@ -81,6 +81,8 @@ pub enum PeerEvent {
     Candidate(Candidate),
     /// `connectionState` changed.
     Connection(Link),
+    /// `connectionState` is `failed` while ICE is connected: DTLS failed.
+    DtlsFailed,
     /// `negotiationneeded` fired.
     NegotiationNeeded,
 }
@@ -130,7 +132,13 @@ impl Peer {
             }),
             EventListener::new(&pc, "connectionstatechange", move |_| {
                 let state = JsValue::from(state_of.connection_state()).as_string().unwrap_or_default();
-                states(PeerEvent::Connection(Link::from_connection_state(&state)));
+                let ice =
+                    js_sys::Reflect::get(&state_of, &"iceConnectionState".into()).ok().and_then(|s| s.as_string());
+                if state == "failed" && matches!(ice.as_deref(), Some("connected" | "completed")) {
+                    states(PeerEvent::DtlsFailed);
+                } else {
+                    states(PeerEvent::Connection(Link::from_connection_state(&state)));
+                }
             }),
             EventListener::new(&pc, "negotiationneeded", move |_| negotiations(PeerEvent::NegotiationNeeded)),
             EventListener::new(&pc, "track", move |event| {

@@ -345,3 +345,34 @@ fn negotiationneeded_for_the_tracks_of_our_own_offer_costs_no_second_round() {
     let camera = bo.feed(Input::NegotiationNeeded { conn: Conn(1) });
     assert!(camera.contains(&Command::CreateOffer { conn: Conn(1), ice_restart: false, send: false }));
 }
+
+#[test]
+fn a_connection_whose_dtls_failed_is_replaced_by_a_new_one_that_offers() {
+    // Bo was there; Ana arrives and offers; Bo answers. ICE connects, DTLS fails: no ICE
+    // restart redoes DTLS, so Bo makes a new connection, which offers although Bo is the
+    // one who waits for offers, and the numbered signals go on.
+    let mut bo = Page::new();
+    bo.join(1, &[]);
+    bo.feed(Input::Received(ServerMessage::PeerJoined { peer: PeerId(2) }));
+    let applying = bo.feed(from(2, 1, 0, vec![offer("ana's offer")]));
+    assert!(applying.iter().any(|c| matches!(c, Command::SetRemote { conn: Conn(1), kind: SdpKind::Offer, .. })));
+    bo.feed(Input::Done { conn: Conn(1), description: None });
+    let answered = bo.feed(Input::Done { conn: Conn(1), description: Some("bo's answer".into()) });
+    assert!(Page::sent(&answered).iter().any(|m| matches!(m, ClientMessage::Signals { seq: 1, .. })));
+    let replaced = bo.feed(Input::DtlsFailed { conn: Conn(1) });
+    assert_eq!(replaced[0], Command::CloseConnection { conn: Conn(1) });
+    assert!(matches!(replaced[1], Command::OpenConnection { conn: Conn(2), peer: PeerId(2), .. }));
+    assert!(replaced.contains(&Command::CreateOffer { conn: Conn(2), ice_restart: false, send: true }), "{replaced:?}");
+    let offered = bo.feed(Input::Done { conn: Conn(2), description: Some("bo's new offer".into()) });
+    assert!(
+        Page::sent(&offered).iter().any(
+            |m| matches!(m, ClientMessage::Signals { seq: 2, signals, .. } if signals == &[offer("bo's new offer")])
+        ),
+        "{offered:?}"
+    );
+    // Ana's answer lands on the new connection, which is the one shown.
+    let applying = bo.feed(from(2, 2, 2, vec![Signal::Answer { sdp: "ana's answer".into() }]));
+    assert!(applying.iter().any(|c| matches!(c, Command::SetRemote { conn: Conn(2), kind: SdpKind::Answer, .. })));
+    let shown: Vec<Conn> = bo.engine.view().peers.iter().map(|p| p.conn).collect();
+    assert_eq!(shown, [Conn(2)]);
+}

@@ -97,6 +97,12 @@ impl Link {
         }
     }
 
+    /// A new link to the same peer on `conn`, in place of this one, which offers first
+    /// whatever its role did (the peer's connection is already set up and waits for none).
+    pub fn renewed(&self, conn: Conn, now: u64) -> Self {
+        Self::new(conn, Role { offers_first: true, ..self.role }, now)
+    }
+
     /// The state to show: a link that has not connected for [`CONNECT_TIMEOUT`] shows as
     /// failed.
     pub fn shown(&self) -> LinkState {

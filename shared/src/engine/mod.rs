@@ -229,6 +229,12 @@ pub enum Input {
         /// The new state.
         state: LinkState,
     },
+    /// `connectionState` is `failed` while ICE is connected: the DTLS handshake failed (seen
+    /// on pages starved of CPU). No ICE restart redoes it; a new connection does.
+    DtlsFailed {
+        /// Which connection.
+        conn: Conn,
+    },
     /// `negotiationneeded` fired.
     NegotiationNeeded {
         /// Which connection.
@@ -604,6 +610,7 @@ impl Engine {
                     peer.link.connection(state, now);
                 }
             }
+            Input::DtlsFailed { conn } => self.replace_connection(conn, now),
             Input::NegotiationNeeded { conn } => {
                 if let Some(peer) = self.peer_mut(conn) {
                     peer.link.negotiation_needed();
@@ -841,6 +848,19 @@ impl Engine {
         self.out.push(Command::OpenConnection { conn, peer: id, ice: self.ice.clone() });
         let link = Link::new(conn, negotiation::role(me, id, met), now);
         self.peers.insert(id, Peer { id, conn, link, channel: Channel::new(id) });
+    }
+
+    /// Closes `conn` and makes a new connection to the same peer in its place, which offers
+    /// at once. Its certificate is new: the peer's browser sees the fingerprint change and
+    /// starts DTLS over on its connection. The numbered signals go on as they were.
+    fn replace_connection(&mut self, conn: Conn, now: u64) {
+        let Some(peer) = self.peers.values_mut().find(|peer| peer.conn == conn) else { return };
+        self.next_conn += 1;
+        let renewed = Conn(self.next_conn);
+        self.out.push(Command::CloseConnection { conn });
+        self.out.push(Command::OpenConnection { conn: renewed, peer: peer.id, ice: self.ice.clone() });
+        peer.conn = renewed;
+        peer.link = peer.link.renewed(renewed, now);
     }
 
     fn remove_peer(&mut self, id: PeerId) {
