@@ -85,8 +85,8 @@ pub struct Config {
 
     /// Open TCP connections allowed from one IP address, or one IPv6 /64 (page loads, TLS
     /// handshakes and sockets together), once the relay is busy (`--busy-above`); more are
-    /// closed at once. Not counted with
-    /// `--trust-proxy`, where every connection comes from the proxy.
+    /// closed at once. Not counted with `--trust-proxy`, where every connection comes from
+    /// the proxy.
     #[arg(long, env = "RELAY_CONNECTIONS_PER_IP", default_value_t = 256)]
     pub connections_per_ip: usize,
 

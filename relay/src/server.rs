@@ -22,12 +22,8 @@ use crate::tls::Remote;
 
 /// Serves `app` on `listener` until `shutdown`, then lets the open connections finish (the
 /// returned future ends when they have).
-pub async fn serve<L>(
-    mut listener: L,
-    app: Router,
-    header_timeout: Duration,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) where
+pub async fn serve<L>(mut listener: L, app: Router, header_timeout: Duration, shutdown: impl Future<Output = ()>)
+where
     L: Listener<Addr = Remote>,
 {
     let mut http = http1::Builder::new();

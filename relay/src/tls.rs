@@ -7,11 +7,10 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
-
 use std::pin::Pin;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::http::HeaderMap;
 use axum::serve::Listener;
@@ -59,16 +58,13 @@ impl Listener for Plain {
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let (io, addr) = Listener::accept(&mut self.listener).await;
-            let admitted = match &self.per_ip {
-                None => None,
-                Some(per_ip) => match per_ip.admit(subscriber(addr.ip())) {
-                    admitted @ Some(_) => admitted,
-                    None => {
-                        tracing::debug!(%addr, "too many connections from this address: closed");
-                        crate::metrics::eviction("too_many_connections");
-                        continue;
-                    }
-                },
+            let admitted = match self.per_ip.as_ref().map(|per_ip| per_ip.admit(subscriber(addr.ip()))) {
+                Some(None) => {
+                    tracing::debug!(%addr, "too many connections from this address: closed");
+                    crate::metrics::eviction("too_many_connections");
+                    continue;
+                }
+                counted => counted.flatten(),
             };
             // Signals are small and must not wait for the previous one's ACK (Nagle), which
             // over a phone's 100 ms round trip would hold back every trickled ICE candidate;

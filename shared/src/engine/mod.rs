@@ -843,9 +843,7 @@ impl Engine {
         if self.peers.contains_key(&id) || self.departed.contains(&id) {
             return;
         }
-        self.next_conn += 1;
-        let conn = Conn(self.next_conn);
-        self.out.push(Command::OpenConnection { conn, peer: id, ice: self.ice.clone() });
+        let conn = self.open_connection(id);
         let link = Link::new(conn, negotiation::role(me, id, met), now);
         self.peers.insert(id, Peer { id, conn, link, channel: Channel::new(id) });
     }
@@ -854,13 +852,21 @@ impl Engine {
     /// at once. Its certificate is new: the peer's browser sees the fingerprint change and
     /// starts DTLS over on its connection. The numbered signals go on as they were.
     fn replace_connection(&mut self, conn: Conn, now: u64) {
-        let Some(peer) = self.peers.values_mut().find(|peer| peer.conn == conn) else { return };
-        self.next_conn += 1;
-        let renewed = Conn(self.next_conn);
+        let Some(id) = self.peer_mut(conn).map(|peer| peer.id) else { return };
         self.out.push(Command::CloseConnection { conn });
-        self.out.push(Command::OpenConnection { conn: renewed, peer: peer.id, ice: self.ice.clone() });
-        peer.conn = renewed;
-        peer.link = peer.link.renewed(renewed, now);
+        let renewed = self.open_connection(id);
+        if let Some(peer) = self.peers.get_mut(&id) {
+            peer.conn = renewed;
+            peer.link = peer.link.renewed(renewed, now);
+        }
+    }
+
+    /// Asks for a new `RTCPeerConnection` to `peer`; returns its key.
+    fn open_connection(&mut self, peer: PeerId) -> Conn {
+        self.next_conn += 1;
+        let conn = Conn(self.next_conn);
+        self.out.push(Command::OpenConnection { conn, peer, ice: self.ice.clone() });
+        conn
     }
 
     fn remove_peer(&mut self, id: PeerId) {
