@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+    ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_SECURITY_POLICY, REFERRER_POLICY, STRICT_TRANSPORT_SECURITY, VARY,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use axum::http::{HeaderName, HeaderValue};
 use axum::middleware::Next;
@@ -16,10 +17,11 @@ use sha2::{Digest, Sha256};
 use tower_http::services::{ServeDir, ServeFile};
 
 /// What the page may load, and from where: this origin only. Scripts are ours plus the
-/// inline loader trunk writes into `index.html` (allowed by its hash, not by
-/// `'unsafe-inline'`), and WebAssembly compilation; the socket is same-origin `ws(s):`.
-/// Chat apps' browsers can be slow to reach CDNs, or blocked from them: we use none.
-const POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'{hashes}; style-src 'self'; \
+/// inline loader trunk writes into `index.html`, and WebAssembly compilation; styles are
+/// ours plus the inline `<style>` of the first paint; inline ones are allowed by their
+/// hashes (`{scripts}`, `{styles}`), never by `'unsafe-inline'`. The socket is same-origin
+/// `ws(s):`. Chat apps' browsers can be slow to reach CDNs, or blocked from them: we use none.
+const POLICY: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'{scripts}; style-src 'self'{styles}; \
     img-src 'self' data:; media-src 'self' blob:; connect-src 'self'; manifest-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
 
@@ -37,12 +39,9 @@ impl Headers {
     /// The headers for the page `index_html` (empty when not built yet), served over
     /// certified HTTPS (`strict`) or behind a proxy to be believed (`trust_proxy`).
     pub fn for_page(index_html: &str, strict: bool, trust_proxy: bool) -> Self {
-        let hashes: String = inline_scripts(index_html)
-            .map(|script| {
-                format!(" 'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(script)))
-            })
-            .collect();
-        let policy = POLICY.replace("{hashes}", &hashes);
+        let policy = POLICY
+            .replace("{scripts}", &hashes(inline(index_html, "script")))
+            .replace("{styles}", &hashes(inline(index_html, "style")));
         // Base64 and the fixed text are visible ASCII: the value is always valid.
         let content_security_policy =
             HeaderValue::from_str(&policy).unwrap_or(HeaderValue::from_static("default-src 'self'"));
@@ -50,13 +49,33 @@ impl Headers {
     }
 }
 
-/// The text of each `<script>` element without a `src` in `html`, as the browser hashes it.
-fn inline_scripts(html: &str) -> impl Iterator<Item = &str> {
-    html.split("<script").skip(1).filter_map(|rest| {
-        let (tag, rest) = rest.split_once('>')?;
-        let (body, _) = rest.split_once("</script>")?;
-        (!tag.contains("src=")).then_some(body)
+/// The text of each `<element>` (`script`, `style`) without a `src` in `html`, as the
+/// browser hashes it.
+fn inline<'a>(html: &'a str, element: &str) -> impl Iterator<Item = &'a str> {
+    let (open, close) = (format!("<{element}"), format!("</{element}>"));
+    let mut rest = html;
+    std::iter::from_fn(move || {
+        loop {
+            let (tag, after) = rest.split_once(open.as_str())?.1.split_once('>')?;
+            rest = after;
+            // `<styles>` or `<script-x>` is another element.
+            if !tag.chars().next().is_none_or(char::is_whitespace) {
+                continue;
+            }
+            let (body, after) = rest.split_once(close.as_str())?;
+            rest = after;
+            if !tag.contains("src=") {
+                return Some(body);
+            }
+        }
     })
+}
+
+/// ` 'sha256-<base64>'` for each of `texts`, as a CSP source list names them.
+fn hashes<'a>(texts: impl Iterator<Item = &'a str>) -> String {
+    texts
+        .map(|text| format!(" 'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text))))
+        .collect()
 }
 
 /// Files whose name carries a content hash (trunk writes `name-<16 hex digits>.ext`) never
@@ -71,16 +90,18 @@ pub fn cache_control(path: &str) -> &'static str {
     if hashed { "public, max-age=31536000, immutable" } else { "no-cache" }
 }
 
-/// `dist/`, with `.gz` twins served to browsers that accept gzip, and `index.html` for
-/// every other path so that `/r/<room>` opens the app.
+/// `dist/`, with `.br` and `.gz` twins chosen by `Accept-Encoding` (brotli when a browser
+/// takes both, as every current one does over HTTPS: a fifth fewer bytes for the wasm), and
+/// `index.html` for every other path so that `/r/<room>` opens the app.
 pub fn service(dir: &Path) -> ServeDir<ServeFile> {
-    let index = ServeFile::new(dir.join("index.html")).precompressed_gzip();
-    ServeDir::new(dir).precompressed_gzip().fallback(index)
+    let index = ServeFile::new(dir.join("index.html")).precompressed_br().precompressed_gzip();
+    ServeDir::new(dir).precompressed_br().precompressed_gzip().fallback(index)
 }
 
-/// Middleware setting `Cache-Control` per [`cache_control`], the Content-Security-Policy,
-/// and headers that keep the room link (the key to the room) out of `Referer`s and stop
-/// content sniffing and framing.
+/// Middleware setting `Cache-Control` per [`cache_control`], `Vary: Accept-Encoding` (the
+/// bytes depend on it: a cache must not hand brotli to a browser that asked for gzip), the
+/// Content-Security-Policy, and headers that keep the room link (the key to the room) out
+/// of `Referer`s and stop content sniffing and framing.
 pub async fn set_headers(State(page): State<Arc<Headers>>, request: Request, next: Next) -> Response {
     let cache = cache_control(request.uri().path());
     let strict = page.strict || crate::tls::forwarded_https(request.headers(), page.trust_proxy);
@@ -90,6 +111,7 @@ pub async fn set_headers(State(page): State<Arc<Headers>>, request: Request, nex
         headers.insert(STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(VARY, HeaderValue::from_name(ACCEPT_ENCODING));
     headers.insert(CONTENT_SECURITY_POLICY, page.content_security_policy.clone());
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -102,13 +124,13 @@ pub async fn set_headers(State(page): State<Arc<Headers>>, request: Request, nex
 
 #[cfg(test)]
 mod tests {
-    use super::{Headers, cache_control, inline_scripts};
+    use super::{Headers, cache_control, inline};
 
     #[test]
     fn the_policy_allows_exactly_the_inline_loader_by_hash() {
         let page = "<head><script type=\"module\">\nimport init from '/a.js';\n</script>\
             <script src=\"/b.js\"></script><script>x()</script></head>";
-        assert_eq!(inline_scripts(page).collect::<Vec<_>>(), ["\nimport init from '/a.js';\n", "x()"]);
+        assert_eq!(inline(page, "script").collect::<Vec<_>>(), ["\nimport init from '/a.js';\n", "x()"]);
         let policy = Headers::for_page(page, false, false).content_security_policy;
         let policy = policy.to_str().unwrap();
         // echo -n 'x()' | openssl dgst -sha256 -binary | base64
@@ -116,6 +138,24 @@ mod tests {
         assert_eq!(policy.matches("'sha256-").count(), 2, "{policy}");
         assert!(!policy.contains("unsafe-inline"), "{policy}");
         assert!(policy.starts_with("default-src 'none'; script-src 'self' 'wasm-unsafe-eval' 'sha256-"), "{policy}");
+        assert!(policy.contains("; style-src 'self'; "), "no inline style, none allowed: {policy}");
+    }
+
+    #[test]
+    fn the_policy_allows_exactly_the_inline_styles_by_hash() {
+        let page = "<head><style>body{margin:0}</style><link rel=\"stylesheet\" href=\"/main.css\">\
+            <style media=\"screen\">\n.join{}\n</style><styles>not a style</styles><script>x()</script></head>";
+        assert_eq!(inline(page, "style").collect::<Vec<_>>(), ["body{margin:0}", "\n.join{}\n"]);
+        let policy = Headers::for_page(page, false, false).content_security_policy;
+        let policy = policy.to_str().unwrap();
+        let style_src = policy.split("; ").find(|directive| directive.starts_with("style-src ")).unwrap();
+        // echo -n 'body{margin:0}' | openssl dgst -sha256 -binary | base64
+        assert!(style_src.contains("'sha256-IAdwN3biDCQ3brrgp1m8kBEsPQYyqfREKOEfeoREopc='"), "{policy}");
+        assert_eq!(style_src.matches("'sha256-").count(), 2, "{policy}");
+        assert!(style_src.starts_with("style-src 'self' 'sha256-"), "{policy}");
+        // Each list holds its own elements' hashes: the script's is not a style's.
+        assert_eq!(policy.matches("'sha256-").count(), 3, "{policy}");
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
     }
 
     #[test]

@@ -31,6 +31,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this many handshakes at once; more wait in the kernel's accept queue.
 const HANDSHAKES_IN_FLIGHT: usize = 256;
 
+/// HTTP/2's name in ALPN.
+const H2: &[u8] = b"h2";
+
 /// The address of the TCP peer (before any `X-Forwarded-For`).
 #[derive(Clone, Copy, Debug)]
 pub struct Remote(pub SocketAddr);
@@ -78,6 +81,25 @@ impl Listener for Plain {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.listener.local_addr().map(Remote)
+    }
+}
+
+/// Whether a connection speaks HTTP/2 (`server.rs`), as its TLS handshake settled.
+pub trait Negotiated {
+    /// The client chose `h2` by ALPN.
+    fn http2(&self) -> bool;
+}
+
+/// Plain TCP is HTTP/1.1: browsers speak HTTP/2 only over TLS.
+impl Negotiated for Counted {
+    fn http2(&self) -> bool {
+        false
+    }
+}
+
+impl Negotiated for TlsStream<Counted> {
+    fn http2(&self) -> bool {
+        self.get_ref().1.alpn_protocol() == Some(H2)
     }
 }
 
@@ -292,7 +314,9 @@ fn acceptor(chain: Vec<CertificateDer<'static>>, key: PrivateKeyDer<'static>) ->
         .with_safe_default_protocol_versions()
         .and_then(|builder| builder.with_no_client_auth().with_single_cert(chain, key))
         .map_err(|e| Error::Tls(e.to_string()))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // Ours first: a client that offers both gets HTTP/2, all its page's assets on one
+    // connection; its WebSocket comes on an HTTP/1.1 connection of its own (`server.rs`).
+    config.alpn_protocols = vec![H2.to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

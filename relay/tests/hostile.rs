@@ -459,7 +459,7 @@ async fn case_25_a_resume_token_from_another_room_is_not_honoured() -> TestResul
 }
 
 /// Reads from `tcp` until the relay closes it; fails if it is still open after `within`.
-async fn closed_within(tcp: &mut tokio::net::TcpStream, within: Duration) -> TestResult {
+async fn closed_within(tcp: &mut (impl tokio::io::AsyncRead + Unpin), within: Duration) -> TestResult {
     use tokio::io::AsyncReadExt;
     let mut buf = [0u8; 1024];
     tokio::time::timeout(within, async {
@@ -520,4 +520,24 @@ async fn case_27_one_address_holds_at_most_its_tcp_connections() -> TestResult {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(relay.get("/healthz").await?, (200, "ok".to_owned()));
     Ok(())
+}
+
+#[tokio::test]
+async fn case_28_http2_connections_that_ask_nothing_more_are_sent_away() -> TestResult {
+    let certificate = common::Certificate::new()?;
+    let relay = Relay::start_https(&certificate, &["--header-timeout", "1s"]).await?;
+    let started = std::time::Instant::now();
+    // Silent after the handshake, never even sending HTTP/2's preface: dropped.
+    let mut silent = certificate.connect_offering(relay.addr, &[b"h2"]).await?;
+    // A page load, then nothing more: sent away once its second of silence is up.
+    let tls = certificate.connect_offering(relay.addr, &[b"h2"]).await?;
+    let mut served = common::Http::over(tls, hyper::Version::HTTP_2).await?;
+    assert_eq!(served.get("/healthz", &[]).await?.body(), "ok");
+    closed_within(&mut silent, Duration::from_secs(3)).await?;
+    tokio::time::timeout(Duration::from_secs(3), &mut served.connection).await???;
+    assert!(started.elapsed() >= Duration::from_millis(900), "cut off before their time: {:?}", started.elapsed());
+    // Meanwhile and after, whoever asks is served.
+    let tls = certificate.connect_offering(relay.addr, &[b"h2"]).await?;
+    assert_eq!(common::Http::over(tls, hyper::Version::HTTP_2).await?.get("/healthz", &[]).await?.status(), 200);
+    relay.stop().await
 }

@@ -3,20 +3,29 @@
 #![allow(dead_code, missing_docs)] // Each test binary uses part of the harness.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper::client::conn::{http1, http2};
+use hyper::{Request, Response, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use relay::Config;
+use rustls::pki_types::ServerName;
 use shared::protocol::{
     ClientMessage, ErrorCode, IceServer, IceTransportPolicy, PROTOCOL_VERSION, ServerMessage, Signal,
 };
 use shared::room::{PeerId, RoomId};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
@@ -39,7 +48,17 @@ pub struct Relay {
 impl Relay {
     /// Starts a relay with default settings plus `flags` (as on the command line).
     pub async fn start(flags: &[&str]) -> Result<Self, Box<dyn std::error::Error>> {
-        let dir = static_dir()?;
+        Self::serving(&static_dir()?, flags).await
+    }
+
+    /// Starts a relay serving HTTPS with `certificate`, with `flags`.
+    pub async fn start_https(certificate: &Certificate, flags: &[&str]) -> Result<Self, Box<dyn std::error::Error>> {
+        let (cert, key) = (certificate.path("cert.pem"), certificate.path("key.pem"));
+        Self::start(&[&["--tls-cert", &cert, "--tls-key", &key], flags].concat()).await
+    }
+
+    /// Starts a relay serving the frontend in `dir`, with `flags`.
+    pub async fn serving(dir: &Path, flags: &[&str]) -> Result<Self, Box<dyn std::error::Error>> {
         let mut args = vec!["relay", "--port", "0", "--static-dir", dir.to_str().ok_or("path")?];
         args.extend_from_slice(flags);
         let config = Config::try_parse_from(args)?;
@@ -120,8 +139,114 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<HttpResponse, Box<
 pub fn static_dir() -> std::io::Result<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("relay-static");
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("index.html"), INDEX_HTML)?;
+    // Tests run at once, and other test binaries too: a relay serving the page must never
+    // see it half written, so it is written aside and renamed into place.
+    let index = dir.join("index.html");
+    if std::fs::read(&index).ok().as_deref() != Some(INDEX_HTML.as_bytes()) {
+        let mut written = tempfile::NamedTempFile::new_in(&dir)?;
+        std::io::Write::write_all(&mut written, INDEX_HTML.as_bytes())?;
+        written.persist(index)?;
+    }
     Ok(dir)
+}
+
+/// A certificate for `localhost` in a temporary folder, and a client that trusts it alone.
+pub struct Certificate {
+    dir: tempfile::TempDir,
+    client: Arc<rustls::ClientConfig>,
+}
+
+impl Certificate {
+    pub fn new() -> Result<Self, Box<dyn std::error::Error>> {
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])?;
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("cert.pem"), made.cert.pem())?;
+        std::fs::write(dir.path().join("key.pem"), made.signing_key.serialize_pem())?;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(made.cert.der().clone())?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self { dir, client: Arc::new(client) })
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// A TLS connection to `addr` offering no ALPN.
+    pub async fn connect(&self, addr: SocketAddr) -> Result<TlsStream<TcpStream>, Box<dyn std::error::Error>> {
+        self.connect_offering(addr, &[]).await
+    }
+
+    /// A TLS connection to `addr` offering the protocols `alpn` (in order of preference).
+    pub async fn connect_offering(
+        &self,
+        addr: SocketAddr,
+        alpn: &[&[u8]],
+    ) -> Result<TlsStream<TcpStream>, Box<dyn std::error::Error>> {
+        let mut client = (*self.client).clone();
+        client.alpn_protocols = alpn.iter().map(|protocol| protocol.to_vec()).collect();
+        let tcp = TcpStream::connect(addr).await?;
+        Ok(TlsConnector::from(Arc::new(client)).connect(ServerName::try_from("localhost")?, tcp).await?)
+    }
+}
+
+/// One connection of hyper's HTTP client, speaking HTTP/1.1 or HTTP/2.
+pub struct Http {
+    sender: Sender,
+    /// The connection's task: it ends when the connection does.
+    pub connection: JoinHandle<hyper::Result<()>>,
+}
+
+enum Sender {
+    One(http1::SendRequest<Empty<Bytes>>),
+    Two(http2::SendRequest<Empty<Bytes>>),
+}
+
+impl Http {
+    /// Speaks `version` (HTTP/1.1 or HTTP/2) over `io`.
+    pub async fn over<I>(io: I, version: Version) -> Result<Self, Box<dyn std::error::Error>>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(io);
+        Ok(if version == Version::HTTP_2 {
+            let (sender, connection) = http2::handshake(TokioExecutor::new(), io).await?;
+            Self { sender: Sender::Two(sender), connection: tokio::spawn(connection) }
+        } else {
+            let (sender, connection) = http1::handshake(io).await?;
+            Self { sender: Sender::One(sender), connection: tokio::spawn(connection) }
+        })
+    }
+
+    /// GETs `path` with the request headers `headers` and returns the response with its
+    /// whole body.
+    pub async fn get(
+        &mut self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Bytes>, Box<dyn std::error::Error>> {
+        // HTTP/2 names the host in `:authority`, from the URI; HTTP/1.1 in `Host`.
+        let request = match self.sender {
+            Sender::One(_) => Request::get(path).header("host", "localhost"),
+            Sender::Two(_) => Request::get(format!("https://localhost{path}")),
+        };
+        let request = headers.iter().fold(request, |request, (name, value)| request.header(*name, *value));
+        let request = request.body(Empty::new())?;
+        let response = tokio::time::timeout(PATIENCE, async {
+            match &mut self.sender {
+                Sender::One(sender) => sender.send_request(request).await,
+                Sender::Two(sender) => sender.send_request(request).await,
+            }
+        })
+        .await??;
+        let (head, body) = response.into_parts();
+        let body = tokio::time::timeout(PATIENCE, body.collect()).await??.to_bytes();
+        Ok(Response::from_parts(head, body))
+    }
 }
 
 pub struct HttpResponse {
