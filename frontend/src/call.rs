@@ -292,7 +292,7 @@ impl Driver {
             }
             Command::Send(message) => match self.socket.borrow().as_ref() {
                 Some(socket) => socket.send(&message),
-                None => leptos::logging::warn!("no socket to the relay; {message:?} dropped"),
+                None => leptos::logging::warn!("no socket to the relay; a message dropped"),
             },
             Command::OpenDevice { request, kind, device } => self.open_device(request, kind, device),
             Command::UseDevice { request } => self.use_device(request),
@@ -396,7 +396,7 @@ impl Driver {
                     Input::DeviceOpened { request, device }
                 }
                 Err(error) => {
-                    leptos::logging::warn!("{kind:?} did not open: {error:?}");
+                    leptos::logging::warn!("the {track_kind} device did not open: {error:?}");
                     driver.devices.borrow_mut().opened.remove(&request);
                     Input::DeviceFailed { request, error }
                 }

@@ -3,9 +3,6 @@
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use leptos_router::components::{Route, Router, Routes};
-use leptos_router::hooks::{use_navigate, use_params_map};
-use leptos_router::path;
 use shared::agent::{InApp, Os, Verdict};
 use shared::bitrate::VideoTier;
 use shared::call::{CallState, Session};
@@ -20,11 +17,18 @@ use crate::i18n::{Lang, Text, UiLang, text};
 use crate::media::{self, Device, MicSettings};
 use crate::peer::PeerView;
 
-/// The whole app: language context and routes.
+/// The whole app: language context and the page for this path. Two paths need no router:
+/// `/` and `/r/<room>`, matched by hand (a router was 30 KB of the wasm every phone loads).
 #[component]
 pub fn App() -> impl IntoView {
     let lang = RwSignal::new(Lang::from_browser());
     provide_context(UiLang(lang));
+    let path = RwSignal::new(window().location().pathname().unwrap_or_default());
+    provide_context(Path(path));
+    let on_back = window_event_listener(leptos::ev::popstate, move |_| {
+        path.set(window().location().pathname().unwrap_or_default());
+    });
+    on_cleanup(move || on_back.remove());
     Effect::new(move |_| {
         if let Some(root) = document().document_element() {
             let _ = root.set_attribute("lang", lang.get().tag());
@@ -32,14 +36,25 @@ pub fn App() -> impl IntoView {
         document().set_title(text().app_name);
     });
     view! {
-        <Router>
-            <Header />
-            <Routes fallback=|| view! { <p class="page-message">{move || text().not_found}</p> <NewRoomLink /> }>
-                <Route path=path!("/") view=Home />
-                <Route path=path!("/r/:room") view=RoomPage />
-            </Routes>
-        </Router>
+        <Header />
+        {move || match path.get() {
+            path if path == "/" => view! { <Home /> }.into_any(),
+            path if path.starts_with("/r/") => view! { <RoomPage room=path[3..].to_owned() /> }.into_any(),
+            _ => view! { <p class="page-message">{move || text().not_found}</p> <NewRoomLink /> }.into_any(),
+        }}
     }
+}
+
+/// The page's path, which the app shows; [`go`] changes it.
+#[derive(Clone, Copy)]
+struct Path(RwSignal<String>);
+
+/// Opens `to` in this page, as a link would, without loading the page again.
+fn go(to: String) {
+    if let Ok(history) = window().history() {
+        let _ = history.push_state_with_url(&wasm_bindgen::JsValue::NULL, "", Some(&to));
+    }
+    expect_context::<Path>().0.set(to);
 }
 
 #[component]
@@ -58,9 +73,8 @@ fn Header() -> impl IntoView {
 /// The front door: one action, creating a room.
 #[component]
 fn Home() -> impl IntoView {
-    let navigate = use_navigate();
     let create = move |_| match new_room_id() {
-        Some(room) => navigate(&format!("/r/{room}"), Default::default()),
+        Some(room) => go(format!("/r/{room}")),
         None => leptos::logging::error!("no crypto.getRandomValues in this browser"),
     };
     view! {
@@ -92,9 +106,8 @@ fn NewRoomLink() -> impl IntoView {
 
 /// `/r/<room>`: a new call for each room id in the URL.
 #[component]
-fn RoomPage() -> impl IntoView {
-    let params = use_params_map();
-    move || match RoomId::parse(&params.read().get("room").unwrap_or_default()) {
+fn RoomPage(room: String) -> impl IntoView {
+    match RoomId::parse(&room) {
         Ok(room) => view! { <Room room /> }.into_any(),
         Err(_) => view! { <main class="room"><Problem error=CallError::BadRoom /><NewRoomLink /></main> }.into_any(),
     }
@@ -283,13 +296,13 @@ fn MicLevel(
             class="meter mine"
             role="meter"
             data-testid="mic-level"
-            data-level=move || format!("{:.3}", level.get())
+            data-level=move || fixed(level.get(), 3)
             aria-label=move || text().your_microphone
             aria-valuemin="0"
             aria-valuemax="1"
-            aria-valuenow=move || format!("{:.2}", level.get())
+            aria-valuenow=move || fixed(level.get(), 2)
         >
-            <span class="meter-fill" style:width=move || format!("{:.0}%", (level.get() * 200.0).min(100.0))></span>
+            <span class="meter-fill" style:width=move || meter_width(level.get())></span>
         </span>
     }
 }
@@ -495,29 +508,29 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
             class:speaking=move || { level() > SPEAKING }
             data-testid="peer"
             data-peer-id=peer.id.0
-            data-link=move || format!("{:?}", peer.link.get()).to_lowercase()
+            data-link=move || peer.link.get().as_str()
             data-bytes-received=move || peer.stats.with(|s| s.bytes_received)
             data-bytes-sent=move || peer.stats.with(|s| s.bytes_sent)
-            data-audio-level=move || format!("{:.3}", level())
+            data-audio-level=move || fixed(level(), 3)
             data-path=path
         >
             <span class="avatar" aria-hidden="true">{peer.id.0}</span>
             <span class="name">{move || format!("{} {}", text().guest, peer.id)}</span>
-            <span class="meter" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow=move || format!("{:.2}", level())>
-                <span class="meter-fill" style:width=move || format!("{:.0}%", (level() * 200.0).min(100.0))></span>
+            <span class="meter" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow=move || fixed(level(), 2)>
+                <span class="meter-fill" style:width=move || meter_width(level())></span>
             </span>
             <span
                 class="bars"
                 data-testid="stats"
                 data-bars=bars
-                data-rtt-ms=move || format!("{:.0}", quality.with(|q| q.rtt_ms))
-                data-jitter-ms=move || format!("{:.1}", quality.with(|q| q.jitter_ms))
-                data-loss-pct=move || format!("{:.1}", quality.with(|q| q.loss_pct))
-                data-send-loss-pct=move || format!("{:.1}", quality.with(|q| q.send_loss_pct))
-                data-bitrate-kbps=move || format!("{:.1}", quality.with(|q| q.send_kbps))
-                data-receive-kbps=move || format!("{:.1}", quality.with(|q| q.receive_kbps))
-                data-max-bitrate-kbps=move || peer.max_bitrate.get().map(|bps| format!("{:.1}", f64::from(bps) / 1000.0)).unwrap_or_default()
-                data-mos=move || format!("{:.2}", quality.with(|q| q.mos))
+                data-rtt-ms=move || fixed(quality.with(|q| q.rtt_ms), 0)
+                data-jitter-ms=move || fixed(quality.with(|q| q.jitter_ms), 1)
+                data-loss-pct=move || fixed(quality.with(|q| q.loss_pct), 1)
+                data-send-loss-pct=move || fixed(quality.with(|q| q.send_loss_pct), 1)
+                data-bitrate-kbps=move || fixed(quality.with(|q| q.send_kbps), 1)
+                data-receive-kbps=move || fixed(quality.with(|q| q.receive_kbps), 1)
+                data-max-bitrate-kbps=move || peer.max_bitrate.get().map(|bps| fixed(f64::from(bps) / 1000.0, 1)).unwrap_or_default()
+                data-mos=move || fixed(quality.with(|q| q.mos), 2)
                 data-video-tier=move || peer.video_tier.get().map(VideoTier::as_str)
                 data-path=path
                 role="img"
@@ -534,15 +547,15 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
             <details class="peer-details">
                 <summary>{move || text().details}</summary>
                 <dl>
-                    <Row label=|t| t.mos value=move || format!("{:.2}", quality.with(|q| q.mos)) />
-                    <Row label=|t| t.rtt value=move || format!("{:.0} ms", quality.with(|q| q.rtt_ms)) />
-                    <Row label=|t| t.jitter value=move || format!("{:.1} ms", quality.with(|q| q.jitter_ms)) />
-                    <Row label=|t| t.loss value=move || quality.with(|q| format!("{:.1} % / {:.1} %", q.loss_pct, q.send_loss_pct)) />
-                    <Row label=|t| t.bitrate value=move || quality.with(|q| format!("{:.1} / {:.1} kbit/s", q.send_kbps, q.receive_kbps)) />
+                    <Row label=|t| t.mos value=move || fixed(quality.with(|q| q.mos), 2) />
+                    <Row label=|t| t.rtt value=move || format!("{} ms", fixed(quality.with(|q| q.rtt_ms), 0)) />
+                    <Row label=|t| t.jitter value=move || format!("{} ms", fixed(quality.with(|q| q.jitter_ms), 1)) />
+                    <Row label=|t| t.loss value=move || quality.with(|q| format!("{} % / {} %", fixed(q.loss_pct, 1), fixed(q.send_loss_pct, 1))) />
+                    <Row label=|t| t.bitrate value=move || quality.with(|q| format!("{} / {} kbit/s", fixed(q.send_kbps, 1), fixed(q.receive_kbps, 1))) />
                     <Row label=|t| t.sending_at value=move || peer.max_bitrate.get().map(|bps| format!("{} kbit/s", bps / 1000)).unwrap_or_default() />
                     <Row label=|t| t.codec value=move || peer.stats.with(|s| s.codec.clone().unwrap_or_default()) />
-                    <Row label=|t| t.jitter_buffer value=move || format!("{:.0} ms", quality.with(|q| q.jitter_buffer_ms)) />
-                    <Row label=|t| t.concealment value=move || format!("{:.1} %", quality.with(|q| q.concealment_pct)) />
+                    <Row label=|t| t.jitter_buffer value=move || format!("{} ms", fixed(quality.with(|q| q.jitter_buffer_ms), 0)) />
+                    <Row label=|t| t.concealment value=move || format!("{} %", fixed(quality.with(|q| q.concealment_pct), 1)) />
                     <Row label=|t| t.path value=move || path_label(peer.stats.with(|s| s.path)) />
                 </dl>
             </details>
@@ -643,5 +656,40 @@ fn MicDetails(settings: MicSettings) -> impl IntoView {
                 <dd>{format}</dd>
             </dl>
         </details>
+    }
+}
+
+/// How much of a level meter (0 to 1) is filled: the CSS width, full at half scale.
+fn meter_width(level: f64) -> String {
+    format!("{}%", fixed((level * 200.0).min(100.0), 0))
+}
+
+/// `x` with `digits` decimals, as `format!("{x:.digits$}")` writes it (halves round away from
+/// zero, and a zero has no sign), without the standard library's float formatting: that is 20 KB of the wasm every
+/// phone loads, for a handful of figures on the screen.
+fn fixed(x: f64, digits: u32) -> String {
+    let scale = 10u64.pow(digits);
+    // Saturates: NaN reads 0, a huge figure the largest u64.
+    let scaled = (x.abs() * scale as f64).round() as u64;
+    let sign = if x < 0.0 && scaled != 0 { "-" } else { "" };
+    let whole = scaled / scale;
+    match digits {
+        0 => format!("{sign}{whole}"),
+        _ => format!("{sign}{whole}.{:0width$}", scaled % scale, width = digits as usize),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixed;
+
+    #[test]
+    fn fixed_writes_what_format_writes() {
+        for (x, digits) in [(0.0, 1), (0.25, 0), (1.23456, 2), (0.0004, 3), (12.05, 1), (99.96, 1), (-1.26, 1)] {
+            assert_eq!(fixed(x, digits), format!("{x:.*}", digits as usize), "{x} to {digits}");
+        }
+        assert_eq!(fixed(0.5, 0), "1");
+        assert_eq!(fixed(-0.04, 1), "0.0", "no minus sign on a zero");
+        assert_eq!(fixed(f64::NAN, 1), "0.0");
     }
 }

@@ -43,6 +43,16 @@ impl Link {
             _ => Self::Connecting,
         }
     }
+
+    /// The link as the UI's `data-link` attribute spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// What the call looks like to the person: the `data-state` of `call-state` in the UI.
