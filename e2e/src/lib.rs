@@ -21,6 +21,7 @@ mod bidi;
 mod browser;
 mod chromium;
 pub mod firefox;
+pub mod phone_network;
 pub mod python;
 pub mod webkit;
 
