@@ -445,4 +445,15 @@ mod tests {
             assert_eq!(Lang::from_tag(tag), Lang::En, "{tag}");
         }
     }
+
+    #[test]
+    fn the_first_paint_says_what_the_app_says() {
+        let page = include_str!("../../index.html");
+        for lang in [Lang::En, Lang::Zh] {
+            let text = lang.text();
+            for words in [text.app_name, text.tagline, text.how_it_works, text.state_idle] {
+                assert!(page.contains(words), "index.html's first paint lacks {words}");
+            }
+        }
+    }
 }
