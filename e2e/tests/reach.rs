@@ -5,7 +5,7 @@
 //! The room page's screenshots, on a phone and on a computer, are kept in
 //! `target/e2e-artifacts/`.
 
-use e2e::{ANDROID_CHROME, Browser, ChromeDriver, Profile, Relay, Result, meet};
+use e2e::{ANDROID_CHROME, Browser, ChromeDriver, Profile, Relay, Result, meet, until};
 use serde_json::{Value, json};
 
 const WECHAT_ANDROID: &str = "Mozilla/5.0 (Linux; Android 12; M2102J2SC Build/SKQ1.211006.001; wv) \
@@ -62,9 +62,11 @@ async fn a_phone_and_a_computer_talk_and_the_page_fits_the_phone() -> Result<()>
     assert!(buttons.len() >= 3 && buttons.iter().all(|h| *h >= 40.0), "buttons under 40 px: {layout}");
 
     // The QR code is for handing a call from a computer to a phone: the computer shows it.
-    let qr_size = "const q = document.querySelector('[data-testid=\"qr\"] svg'); \
-        return q && q.offsetParent !== null ? q.getBoundingClientRect().width : 0;";
-    assert!(ana.script(qr_size).await?.as_f64().unwrap_or(0.0) >= 150.0, "no QR code on the computer");
+    // (drawn by the relay: the image must have loaded, not only be laid out).
+    let qr_size = "const q = document.querySelector('[data-testid=\"qr\"] img'); \
+        return q && q.offsetParent !== null && q.complete && q.naturalWidth > 0 ? q.getBoundingClientRect().width : 0;";
+    until("the QR code on the computer", || async { Ok(ana.script(qr_size).await?.as_f64().unwrap_or(0.0) >= 150.0) })
+        .await?;
     assert_eq!(bo.script(qr_size).await?.as_f64(), Some(0.0), "a QR code on the phone");
 
     let phone_shot = bo.screenshot("room-phone").await?;
@@ -224,7 +226,7 @@ async fn the_page_loads_nothing_from_anywhere_else() -> Result<()> {
         document.head.append(s); const i = new Image(); i.src = 'http://192.0.2.1/pixel.png'; \
         return window.injected === true;";
     assert_eq!(ana.script(probe).await?, json!(false), "an injected inline script ran");
-    e2e::until("the policy to report the probes", || async {
+    until("the policy to report the probes", || async {
         let seen = ana.script("return window.violations.join(' ')").await?;
         let seen = seen.as_str().unwrap_or_default();
         Ok(seen.contains("script-src") && seen.contains("img-src"))
@@ -266,7 +268,7 @@ async fn before_joining_a_person_picks_a_microphone_and_hears_a_test_sound() -> 
     ana.wait_mic_level("the meter to move", |level| level > 0.05).await?;
     let options = "return [...document.querySelectorAll('[data-testid=\"microphone-device\"] option')]\
         .map(o => [o.value, o.textContent])";
-    e2e::until("two or more named microphones", || async {
+    until("two or more named microphones", || async {
         Ok(ana.script(options).await?.as_array().is_some_and(|list| list.len() >= 2))
     })
     .await?;
@@ -287,14 +289,14 @@ async fn before_joining_a_person_picks_a_microphone_and_hears_a_test_sound() -> 
          s.dispatchEvent(new Event('change', {{ bubbles: true }}));"
     );
     ana.script(&pick).await?;
-    e2e::until("the picked microphone in use", || async { Ok(ana.value("microphone-device").await? == other) }).await?;
+    until("the picked microphone in use", || async { Ok(ana.value("microphone-device").await? == other) }).await?;
     ana.wait_mic_level("the meter to move on the new microphone", |level| level > 0.05).await?;
     assert!(!ana.shows("error").await?, "switching microphones showed an error");
 
     // The test sound plays and ends.
     ana.click("test-sound").await?;
     assert_eq!(ana.attr("test-sound", "data-playing").await?.as_deref(), Some("true"));
-    e2e::until("the test sound to end", || async {
+    until("the test sound to end", || async {
         Ok(ana.attr("test-sound", "data-playing").await?.as_deref() == Some("false"))
     })
     .await?;

@@ -182,7 +182,7 @@ fn CallRoom(
     #[prop(optional)]
     cannot_join: Option<Callback<()>>,
 ) -> impl IntoView {
-    let call = StoredValue::new_local(Call::new(room));
+    let call = StoredValue::new_local(Call::new(room.clone()));
     on_cleanup(move || call.try_with_value(Call::dispose).unwrap_or_default());
     let join = move |_| match cannot_join {
         Some(instead) => instead.run(()),
@@ -193,7 +193,7 @@ fn CallRoom(
     let camera_on = move || view.camera_on.get();
     view! {
         <main class="room">
-            <ShareLink url />
+            <ShareLink room url />
             <section class="status" data-testid="call-state" data-state=move || state.get().as_str() aria-live="polite">
                 <p class="state-label">{move || state_label(state.get())}</p>
                 <Show when=move || view.peer_left.get() && state.get() == CallState::Waiting>
@@ -309,9 +309,9 @@ fn MicLevel(
 
 /// How the other person gets in: the link to copy, the phone's share sheet where the
 /// browser has one (it reaches the chat apps), and on a wide screen a QR code, so a call
-/// started on a computer can move to a phone.
+/// started on a computer can move to a phone (drawn by the relay: phones never load it).
 #[component]
-fn ShareLink(url: String) -> impl IntoView {
+fn ShareLink(room: RoomId, url: String) -> impl IntoView {
     let can_share = browser::can_share();
     let to_share = url.clone();
     let share = move |_| {
@@ -323,7 +323,7 @@ fn ShareLink(url: String) -> impl IntoView {
             }
         });
     };
-    let qr = (!media::is_phone()).then(|| qr_svg(&url)).flatten();
+    let qr = (!media::is_phone()).then(|| format!("/qr/{room}.svg"));
     view! {
         <section class="share">
             <label for="share-link">{move || text().share_label}</label>
@@ -334,20 +334,14 @@ fn ShareLink(url: String) -> impl IntoView {
                     </button>
                 </Show>
             </CopyLink>
-            {qr.map(|svg| view! {
+            {qr.map(|src| view! {
                 <figure class="qr" data-testid="qr">
-                    <div class="qr-code" role="img" aria-label=move || text().scan_to_join inner_html=svg></div>
+                    <img class="qr-code" src=src width="176" height="176" alt=move || text().scan_to_join />
                     <figcaption>{move || text().scan_to_join}</figcaption>
                 </figure>
             })}
         </section>
     }
-}
-
-/// The room URL as an SVG QR code (medium error correction: survives a glare on a screen).
-fn qr_svg(url: &str) -> Option<String> {
-    let code = qrcode::QrCode::with_error_correction_level(url, qrcode::EcLevel::M).ok()?;
-    Some(code.render::<qrcode::render::svg::Color>().min_dimensions(176, 176).quiet_zone(true).build())
 }
 
 /// The link, selectable, with a copy button (and any other buttons given as children).

@@ -4,6 +4,7 @@
 //! - `GET /ws`: the signaling WebSocket ([`shared::protocol`]).
 //! - `GET /healthz`: `ok` while the relay serves.
 //! - `GET /metrics`: counts in Prometheus format (never ids).
+//! - `GET /qr/<room>.svg`: the room's link as a QR code.
 //! - everything else: the built frontend, with `index.html` for unknown paths so that a
 //!   room link (`/r/<id>`) opens the app.
 //!
@@ -15,6 +16,7 @@ mod config;
 mod limits;
 mod metrics;
 mod origin;
+mod qr;
 mod rooms;
 mod server;
 mod socket;
@@ -128,8 +130,10 @@ pub async fn run(
     let per_ip = (!state.config.trust_proxy).then(|| {
         limits::Connections::new(state.config.per_client(state.config.connections_per_ip), metrics::connection)
     });
+    let (tls, trust_proxy) = (!matches!(https, tls::Https::Off), state.config.trust_proxy);
     let app = Router::new()
         .route("/ws", get(upgrade))
+        .route("/qr/{file}", get(move |file, request| qr::room_code(file, tls, trust_proxy, request)))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(move || std::future::ready(metrics.render())))
         .merge(assets)

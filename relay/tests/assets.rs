@@ -59,3 +59,24 @@ async fn each_browser_gets_the_twin_it_accepts() -> TestResult {
     }
     relay.stop().await
 }
+
+#[tokio::test]
+async fn a_room_link_as_a_qr_code_for_the_scheme_and_host_it_was_asked_on() -> TestResult {
+    let room = "abcdefghijklmnopqrstuvwxyz";
+    let path = format!("/qr/{room}.svg");
+    let relay = Relay::start(&["--trust-proxy"]).await?;
+    let mut http = Http::over(TcpStream::connect(relay.addr).await?, Version::HTTP_11).await?;
+    let code = http.get(&path, &[]).await?;
+    assert_eq!(code.status(), 200);
+    assert_eq!(code.headers()["content-type"], "image/svg+xml");
+    assert_eq!(code.headers()["content-security-policy"], "default-src 'none'");
+    assert_eq!(code.body(), common::qr_code(&format!("http://localhost/r/{room}")).as_bytes());
+    // Behind a proxy that took HTTPS.
+    let code = http.get(&path, &[("x-forwarded-proto", "https")]).await?;
+    assert_eq!(code.body(), common::qr_code(&format!("https://localhost/r/{room}")).as_bytes());
+    // No code for what is no room.
+    for path in ["/qr/abc.svg", &format!("/qr/{room}.png"), &format!("/qr/{room}"), "/qr/..%2Fetc.svg"] {
+        assert_eq!(http.get(path, &[]).await?.status(), 404, "{path}");
+    }
+    relay.stop().await
+}

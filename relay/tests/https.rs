@@ -110,6 +110,9 @@ async fn a_browser_gets_the_page_over_http2_on_one_connection_and_its_socket_ove
     // The next requests on the same connection.
     assert_eq!(http.get("/", &[]).await?.body(), INDEX_HTML.as_bytes());
     assert_eq!(http.get("/healthz", &[]).await?.body(), "ok");
+    // The room's QR code names the host from the request's authority, and HTTPS.
+    let code = http.get("/qr/abcdefghijklmnopqrstuvwxyz.svg", &[]).await?;
+    assert_eq!(code.body(), common::qr_code("https://localhost/r/abcdefghijklmnopqrstuvwxyz").as_bytes());
     // No WebSocket over HTTP/2 (no extended CONNECT): a GET is not upgraded.
     let refused = http.get("/ws", &[]).await?;
     assert!(refused.status().is_client_error(), "{:?}", refused.status());

@@ -443,3 +443,9 @@ pub fn room(n: u8) -> RoomId {
 pub fn offer(sdp: &str) -> Signal {
     Signal::Offer { sdp: sdp.to_owned() }
 }
+
+/// The QR code a computer shows for `url`, drawn as the relay draws it.
+pub fn qr_code(url: &str) -> String {
+    let code = qrcode::QrCode::with_error_correction_level(url, qrcode::EcLevel::M).expect("a link fits a QR code");
+    code.render::<qrcode::render::svg::Color>().min_dimensions(176, 176).quiet_zone(true).build()
+}
