@@ -211,6 +211,10 @@ pub enum Signal {
         /// The session description.
         sdp: String,
     },
+    /// The sender closed its connection to the recipient and made a new one, whose offer
+    /// comes next: answer it on a new connection too (an old one may refuse it, since a
+    /// new connection numbers its media sections and header extensions afresh).
+    Renew {},
     /// A trickled ICE candidate (`RTCIceCandidateInit`).
     Candidate {
         /// The candidate line, e.g. `candidate:1 1 udp 2122260223 192.0.2.1 50000 typ host`.

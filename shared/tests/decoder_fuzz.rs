@@ -9,6 +9,7 @@ fn signal() -> impl Strategy<Value = Signal> {
     prop_oneof![
         any::<String>().prop_map(|sdp| Signal::Offer { sdp }),
         any::<String>().prop_map(|sdp| Signal::Answer { sdp }),
+        Just(Signal::Renew {}),
         (any::<String>(), any::<Option<String>>(), any::<Option<u16>>()).prop_map(
             |(candidate, sdp_mid, sdp_m_line_index)| Signal::Candidate { candidate, sdp_mid, sdp_m_line_index }
         ),

@@ -295,28 +295,121 @@ fn a_six_person_mesh_join_stays_under_the_relay_burst() {
 }
 
 #[test]
+fn an_offer_from_the_peers_new_connection_that_ours_refuses_is_answered_on_a_new_one() {
+    // Ana's connection to Bo broke and Ana made a new one; its offer numbers its media
+    // sections afresh, and Bo's browser refuses it on the old connection ("RTP extension ID
+    // reassignment not supported", seen in rooms of six). Bo makes a new connection of its
+    // own to answer that offer, with the candidates that followed it.
+    let mut bo = Page::new();
+    bo.join(1, &[]);
+    bo.feed(Input::Received(ServerMessage::PeerJoined { peer: PeerId(2) }));
+    bo.feed(from(2, 1, 0, vec![offer("ana's offer")]));
+    bo.feed(Input::Done { conn: Conn(1), description: None });
+    bo.feed(Input::Done { conn: Conn(1), description: Some("bo's answer".into()) });
+    bo.feed(Input::Connection { conn: Conn(1), state: Link::Connected });
+    let candidate = Signal::Candidate { candidate: "candidate:2".into(), sdp_mid: None, sdp_m_line_index: Some(0) };
+    let applying = bo.feed(from(2, 2, 1, vec![offer("ana's new offer"), candidate.clone()]));
+    assert!(applying.iter().any(|c| matches!(c, Command::SetRemote { conn: Conn(1), kind: SdpKind::Offer, .. })));
+    let renewed = bo.feed(Input::OperationFailed { conn: Conn(1), error: "InvalidAccessError".into() });
+    assert_eq!(renewed[0], Command::CloseConnection { conn: Conn(1) }, "{renewed:?}");
+    assert!(matches!(renewed[1], Command::OpenConnection { conn: Conn(2), peer: PeerId(2), .. }), "{renewed:?}");
+    let sdp = "ana's new offer".to_owned();
+    assert!(renewed.contains(&Command::SetRemote { conn: Conn(2), kind: SdpKind::Offer, sdp }), "{renewed:?}");
+    let adding = bo.feed(Input::Done { conn: Conn(2), description: None });
+    assert!(matches!(adding[..], [Command::AddCandidates { conn: Conn(2), .. }]), "{adding:?}");
+    let answering = bo.feed(Input::Done { conn: Conn(2), description: None });
+    assert!(answering.contains(&Command::CreateAnswer { conn: Conn(2), send: true }), "{answering:?}");
+    let answered = bo.feed(Input::Done { conn: Conn(2), description: Some("bo's new answer".into()) });
+    assert!(
+        Page::sent(&answered).iter().any(|m| matches!(m, ClientMessage::Signals { signals, .. }
+            if signals == &[Signal::Answer { sdp: "bo's new answer".into() }])),
+        "{answered:?}"
+    );
+    let shown: Vec<Conn> = bo.engine.view().peers.iter().map(|p| p.conn).collect();
+    assert_eq!(shown, [Conn(2)]);
+
+    // A new connection that refuses an offer too is not replaced again: that offer is bad.
+    bo.feed(Input::Done { conn: Conn(2), description: None });
+    bo.feed(from(2, 3, 2, vec![offer("a bad offer")]));
+    let refused = bo.feed(Input::OperationFailed { conn: Conn(2), error: "InvalidAccessError".into() });
+    assert!(!refused.iter().any(|c| matches!(c, Command::OpenConnection { .. })), "{refused:?}");
+}
+
+#[test]
+fn a_peer_that_renewed_its_connection_is_answered_on_a_new_one_and_a_double_renewal_settles() {
+    // Bo (id 1, impolite) and Ana (id 2, polite) are connected.
+    let connected = |me: u32, them: u32| {
+        let mut page = Page::new();
+        page.join(me, &[]);
+        page.feed(Input::Received(ServerMessage::PeerJoined { peer: PeerId(them) }));
+        page.feed(from(them, 1, 0, vec![offer("the offer")]));
+        page.feed(Input::Done { conn: Conn(1), description: None });
+        page.feed(Input::Done { conn: Conn(1), description: Some("the answer".into()) });
+        page.feed(Input::Connection { conn: Conn(1), state: Link::Connected });
+        page
+    };
+    // Ana renewed: Bo makes a new connection to answer her new offer, without trying it on
+    // the old one.
+    let mut bo = connected(1, 2);
+    let renewed = bo.feed(from(2, 2, 1, vec![Signal::Renew {}, offer("ana's new offer")]));
+    assert_eq!(renewed[0], Command::CloseConnection { conn: Conn(1) }, "{renewed:?}");
+    assert!(matches!(renewed[1], Command::OpenConnection { conn: Conn(2), .. }), "{renewed:?}");
+    let sdp = "ana's new offer".to_owned();
+    assert!(renewed.contains(&Command::SetRemote { conn: Conn(2), kind: SdpKind::Offer, sdp }), "{renewed:?}");
+
+    // Both renew at once. Bo, impolite, keeps his new connection and ignores Ana's renewal
+    // and her offer; Ana, polite, drops hers and answers Bo's on a third.
+    let mut bo = connected(1, 2);
+    bo.feed(Input::DtlsFailed { conn: Conn(1) });
+    bo.feed(Input::Done { conn: Conn(2), description: Some("bo's new offer".into()) });
+    let ignored = bo.feed(from(2, 2, 1, vec![Signal::Renew {}, offer("ana's new offer")]));
+    assert!(
+        !ignored.iter().any(|c| matches!(c, Command::OpenConnection { .. } | Command::SetRemote { .. })),
+        "{ignored:?}"
+    );
+    let mut ana = connected(2, 1);
+    ana.feed(Input::DtlsFailed { conn: Conn(1) });
+    ana.feed(Input::Done { conn: Conn(2), description: Some("ana's new offer".into()) });
+    let answering = ana.feed(from(1, 2, 1, vec![Signal::Renew {}, offer("bo's new offer")]));
+    assert!(
+        matches!(
+            answering[..2],
+            [Command::CloseConnection { conn: Conn(2) }, Command::OpenConnection { conn: Conn(3), .. }]
+        ),
+        "{answering:?}"
+    );
+    let sdp = "bo's new offer".to_owned();
+    assert!(answering.contains(&Command::SetRemote { conn: Conn(3), kind: SdpKind::Offer, sdp }), "{answering:?}");
+}
+
+#[test]
 fn a_link_that_never_connects_shows_as_failed_after_the_connect_timeout_and_is_still_tried() {
     // A wrong TURN secret with relay-only ICE: no candidate pair, and the browser may
     // never say `failed` by itself. Bo answers every offer; nothing connects.
     let mut ana = Page::new();
     ana.join(2, &[1]);
     let timeout = shared::call::CONNECT_TIMEOUT.as_millis() as u64;
-    let (mut bo_seq, mut restarts) = (0, 0);
+    let (mut bo_seq, mut restarts, mut conn) = (0, 0, Conn(1));
+    let mut new_connections = Vec::new();
     while ana.now < timeout + 1_000 {
         ana.wait(ana.now + 100);
         // Everything Ana asked for since the last round, answered as the browser and Bo would.
         for command in ana.log.split_off(0).into_iter().map(|(_, c)| c) {
             match command {
+                Command::OpenConnection { conn: opened, .. } => {
+                    conn = opened;
+                    new_connections.push((ana.now, restarts));
+                }
                 Command::CreateOffer { ice_restart, .. } => {
                     restarts += usize::from(ice_restart);
-                    ana.feed(Input::Done { conn: Conn(1), description: Some("offer".into()) });
+                    ana.feed(Input::Done { conn, description: Some("offer".into()) });
                 }
                 Command::Send(ClientMessage::Signals { seq, signals, .. }) if !signals.is_empty() => {
                     bo_seq += 1;
                     ana.feed(from(1, bo_seq, seq, vec![Signal::Answer { sdp: "answer".into() }]));
                 }
                 Command::SetRemote { .. } | Command::Rollback { .. } => {
-                    ana.feed(Input::Done { conn: Conn(1), description: None });
+                    ana.feed(Input::Done { conn, description: None });
                 }
                 _ => {}
             }
@@ -325,8 +418,14 @@ fn a_link_that_never_connects_shows_as_failed_after_the_connect_timeout_and_is_s
         let expected = if ana.now < timeout { Link::Connecting } else { Link::Failed };
         assert_eq!(shown, expected, "at {} ms", ana.now);
     }
-    assert!(restarts >= 3, "renegotiated {restarts} times meanwhile (waits of 4, 8, 16 s)");
-    ana.feed(Input::Connection { conn: Conn(1), state: Link::Connected });
+    // Two ICE restarts in vain, then a new connection (which offers at once), then its own
+    // first restart.
+    assert_eq!(restarts, 3, "renegotiated {restarts} times");
+    assert!(
+        matches!(new_connections[..], [(_, 0), (at, 2)] if at < timeout),
+        "connections opened (at ms, after restarts): {new_connections:?}"
+    );
+    ana.feed(Input::Connection { conn, state: Link::Connected });
     assert_eq!(ana.engine.view().peers[0].link, Link::Connected);
 }
 
@@ -363,15 +462,22 @@ fn a_connection_whose_dtls_failed_is_replaced_by_a_new_one_that_offers() {
     assert_eq!(replaced[0], Command::CloseConnection { conn: Conn(1) });
     assert!(matches!(replaced[1], Command::OpenConnection { conn: Conn(2), peer: PeerId(2), .. }));
     assert!(replaced.contains(&Command::CreateOffer { conn: Conn(2), ice_restart: false, send: true }), "{replaced:?}");
+    // Ana is told, so that she answers on a new connection too.
+    assert!(
+        Page::sent(&replaced)
+            .iter()
+            .any(|m| matches!(m, ClientMessage::Signals { seq: 2, signals, .. } if signals == &[Signal::Renew {}])),
+        "{replaced:?}"
+    );
     let offered = bo.feed(Input::Done { conn: Conn(2), description: Some("bo's new offer".into()) });
     assert!(
         Page::sent(&offered).iter().any(
-            |m| matches!(m, ClientMessage::Signals { seq: 2, signals, .. } if signals == &[offer("bo's new offer")])
+            |m| matches!(m, ClientMessage::Signals { seq: 3, signals, .. } if signals == &[offer("bo's new offer")])
         ),
         "{offered:?}"
     );
     // Ana's answer lands on the new connection, which is the one shown.
-    let applying = bo.feed(from(2, 2, 2, vec![Signal::Answer { sdp: "ana's answer".into() }]));
+    let applying = bo.feed(from(2, 2, 3, vec![Signal::Answer { sdp: "ana's answer".into() }]));
     assert!(applying.iter().any(|c| matches!(c, Command::SetRemote { conn: Conn(2), kind: SdpKind::Answer, .. })));
     let shown: Vec<Conn> = bo.engine.view().peers.iter().map(|p| p.conn).collect();
     assert_eq!(shown, [Conn(2)]);

@@ -907,10 +907,16 @@ impl Sim {
                 }
             }
             Command::SetRemote { kind: SdpKind::Offer, sdp, .. } => {
+                let desc = Desc::decode(&sdp);
+                // An offer from another of the peer's connections than the one this one
+                // negotiated with: browsers refuse it when it numbers its media sections or
+                // header extensions otherwise, as a new connection may.
+                let from_another = pc.stable_remote.as_ref().is_some_and(|r| r.ufrag.1 != desc.ufrag.1);
                 if pc.sig == Sig::HaveLocalOffer {
                     Err("setRemoteDescription(offer) in have-local-offer")
+                } else if from_another && self.rng.chance(0.5) {
+                    Err("an offer from another connection, numbered otherwise")
                 } else {
-                    let desc = Desc::decode(&sdp);
                     pc.video_transceiver |= desc.video_line;
                     pc.remote = Some(desc);
                     pc.sig = Sig::HaveRemoteOffer;

@@ -23,9 +23,26 @@ pub const FIRST_CONNECT_MS: u64 = 8_000;
 pub const RETRY_MIN_MS: u64 = 4_000;
 /// ...up to this.
 pub const RETRY_MAX_MS: u64 = 20_000;
+/// A link still not up after this many renegotiations is renegotiated no more: it gets a
+/// new connection instead. Whatever broke inside the browser's connection (seen: DTLS that
+/// failed on a page starved of CPU while ICE connected, which no ICE restart redoes), a new
+/// one starts clean, as Jitsi and Meet start over after their ICE restarts fail.
+pub const RENEGOTIATIONS_BEFORE_NEW_CONNECTION: u32 = 2;
 /// The polite side waits this much longer than the impolite one, so that the two rarely
 /// restart at once (which works, but costs a round).
 const POLITE_EXTRA_MS: u64 = 1_500;
+
+/// Why a link needs a new connection in place of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Renewal {
+    /// Ours is broken (renegotiated in vain, or DTLS failed): the peer is told
+    /// ([`Signal::Renew`]) and the new one offers.
+    Offer,
+    /// The peer renewed its connection (it said so, or its offer came from a new one, which
+    /// ours refused: media sections or header extensions numbered afresh). The new one
+    /// answers its offer.
+    Answer,
+}
 
 /// The signaling state, as our own operations leave it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +86,17 @@ pub struct Link {
     /// Renegotiate if the link is not healthy by then.
     deadline: Option<u64>,
     retries: u32,
+    /// The engine is to replace the connection ([`Renewal`]).
+    renewal: Option<Renewal>,
+    /// The offer being applied, kept in case the browser refuses it ([`Renewal::Answer`]).
+    applying: Option<String>,
+    /// Made to answer an offer the old connection refused: refused again, it is not
+    /// replaced again.
+    answering_anew: bool,
+    /// Made in place of a broken one, and its first offer not answered yet: the peer was
+    /// told ([`Signal::Renew`]). If the peer renewed at the same time, the impolite side's
+    /// renewal stands.
+    offering_anew: bool,
     /// Until the link first connects: when the person is told it cannot connect
     /// ([`CONNECT_TIMEOUT`]; the engine goes on trying). Some browsers never report `failed`
     /// for a connection that found no candidate pair at all.
@@ -92,6 +120,10 @@ impl Link {
             wants_restart: false,
             deadline: Some(now + FIRST_CONNECT_MS),
             retries: 0,
+            renewal: None,
+            applying: None,
+            answering_anew: false,
+            offering_anew: false,
             give_up_at: Some(now + CONNECT_TIMEOUT.as_millis() as u64),
             given_up: false,
         }
@@ -99,8 +131,27 @@ impl Link {
 
     /// A new link to the same peer on `conn`, in place of this one, which offers first
     /// whatever its role did (the peer's connection is already set up and waits for none).
+    /// A link never up keeps its time to give up: the person is not told "connecting"
+    /// afresh.
     pub fn renewed(&self, conn: Conn, now: u64) -> Self {
-        Self::new(conn, Role { offers_first: true, ..self.role }, now)
+        Self {
+            offering_anew: true,
+            give_up_at: self.give_up_at,
+            given_up: self.given_up,
+            ..Self::new(conn, Role { offers_first: true, ..self.role }, now)
+        }
+    }
+
+    /// A new link to the same peer on `conn`, in place of this one, for the peer's offer
+    /// this one could not apply: it takes the signals waiting here, that offer first.
+    pub fn renewed_to_answer(&mut self, conn: Conn, now: u64) -> Self {
+        Self {
+            inbox: std::mem::take(&mut self.inbox),
+            answering_anew: true,
+            give_up_at: self.give_up_at,
+            given_up: self.given_up,
+            ..Self::new(conn, Role { offers_first: false, ..self.role }, now)
+        }
     }
 
     /// The state to show: a link that has not connected for [`CONNECT_TIMEOUT`] shows as
@@ -112,6 +163,11 @@ impl Link {
     /// When the link is given up, if it has not connected by then.
     pub fn give_up_at(&self) -> Option<u64> {
         self.give_up_at
+    }
+
+    /// Whether the link needs a new connection, and which way it starts.
+    pub fn renewal(&self) -> Option<Renewal> {
+        self.renewal
     }
 
     /// Whether the link is up and nothing is being negotiated.
@@ -174,6 +230,7 @@ impl Link {
     /// The result of the operation in flight; `description` is the local SDP an offer or an
     /// answer produced. Returns the signal to send the peer, if any.
     pub fn done(&mut self, description: Option<String>, now: u64) -> Option<Signal> {
+        self.applying = None;
         let op = self.op.take()?;
         match op {
             Op::Offer => {
@@ -189,7 +246,13 @@ impl Link {
                 self.signaling = Signaling::HaveRemoteOffer;
                 None
             }
-            Op::Remote(SdpKind::Answer) | Op::Rollback => {
+            Op::Remote(SdpKind::Answer) => {
+                self.signaling = Signaling::Stable;
+                self.offering_anew = false;
+                self.settled(now);
+                None
+            }
+            Op::Rollback => {
                 self.signaling = Signaling::Stable;
                 self.settled(now);
                 None
@@ -211,7 +274,15 @@ impl Link {
     /// The operation in flight failed. The browser leaves its state as it was; the link
     /// is renegotiated soon.
     pub fn failed(&mut self, now: u64) {
+        let refused = self.applying.take();
         match self.op.take() {
+            Some(Op::Remote(SdpKind::Offer)) if !self.answering_anew => {
+                // Refused as a whole: an offer from a new connection of the peer's.
+                if let Some(sdp) = refused {
+                    self.inbox.push_front(Signal::Offer { sdp });
+                    self.renewal = Some(Renewal::Answer);
+                }
+            }
             None | Some(Op::Candidates) => {}
             // A rollback fails only when there is nothing to roll back: the browser is stable.
             Some(Op::Rollback) => {
@@ -230,7 +301,7 @@ impl Link {
             self.give_up_at = None;
             self.given_up = true;
         }
-        if self.op.is_some() {
+        if self.op.is_some() || self.renewal.is_some() {
             return None;
         }
         if let Some(command) = self.next_signal() {
@@ -244,6 +315,10 @@ impl Link {
         // A link that is not healthy by its deadline is renegotiated, once what we sent
         // the peer has arrived (another offer on top of an undelivered one helps nobody).
         if online && idle_channel && self.deadline.is_some_and(|d| now >= d) {
+            if self.retries == RENEGOTIATIONS_BEFORE_NEW_CONNECTION {
+                self.renewal = Some(Renewal::Offer);
+                return None;
+            }
             self.retries += 1;
             let wait = RETRY_MIN_MS.saturating_mul(1 << (self.retries - 1).min(8)).min(RETRY_MAX_MS);
             self.deadline = None;
@@ -291,6 +366,7 @@ impl Link {
                         return self.start(Op::Rollback, Command::Rollback { conn });
                     }
                     self.ignoring = false;
+                    self.applying = Some(sdp.clone());
                     return self
                         .start(Op::Remote(SdpKind::Offer), Command::SetRemote { conn, kind: SdpKind::Offer, sdp });
                 }
@@ -302,6 +378,15 @@ impl Link {
                     self.ignoring = false;
                     return self
                         .start(Op::Remote(SdpKind::Answer), Command::SetRemote { conn, kind: SdpKind::Answer, sdp });
+                }
+                Signal::Renew {} => {
+                    // Both renewed at once: the impolite side's new connection stands, and
+                    // the polite side's offer that follows is ignored as a collision.
+                    if self.offering_anew && !self.role.polite {
+                        continue;
+                    }
+                    self.renewal = Some(Renewal::Answer);
+                    return None;
                 }
                 first @ Signal::Candidate { .. } => {
                     if self.ignoring {

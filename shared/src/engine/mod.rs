@@ -44,7 +44,7 @@ use crate::protocol::{
 use crate::room::{PeerId, RoomId};
 use channel::{Channel, Received};
 use devices::Slot;
-use link::Link;
+use link::{Link, Renewal};
 
 /// A socket that has not opened after this long is given up and another one tried: after
 /// a network change, a connection attempt can hang on unanswered SYNs for much longer.
@@ -610,7 +610,7 @@ impl Engine {
                     peer.link.connection(state, now);
                 }
             }
-            Input::DtlsFailed { conn } => self.replace_connection(conn, now),
+            Input::DtlsFailed { conn } => self.replace_connection(conn, Renewal::Offer, now),
             Input::NegotiationNeeded { conn } => {
                 if let Some(peer) = self.peer_mut(conn) {
                     peer.link.negotiation_needed();
@@ -849,15 +849,23 @@ impl Engine {
     }
 
     /// Closes `conn` and makes a new connection to the same peer in its place, which offers
-    /// at once. Its certificate is new: the peer's browser sees the fingerprint change and
-    /// starts DTLS over on its connection. The numbered signals go on as they were.
-    fn replace_connection(&mut self, conn: Conn, now: u64) {
+    /// at once or answers the offer the old one refused ([`Renewal`]). The peer's browser
+    /// takes the new offer on its connection when it can (a changed fingerprint starts DTLS
+    /// over); when it cannot, the peer renews its connection too, to answer it. The
+    /// numbered signals go on as they were.
+    fn replace_connection(&mut self, conn: Conn, renewal: Renewal, now: u64) {
         let Some(id) = self.peer_mut(conn).map(|peer| peer.id) else { return };
         self.out.push(Command::CloseConnection { conn });
         let renewed = self.open_connection(id);
         if let Some(peer) = self.peers.get_mut(&id) {
             peer.conn = renewed;
-            peer.link = peer.link.renewed(renewed, now);
+            peer.link = match renewal {
+                Renewal::Offer => {
+                    peer.channel.push(Signal::Renew {}, now);
+                    peer.link.renewed(renewed, now)
+                }
+                Renewal::Answer => peer.link.renewed_to_answer(renewed, now),
+            };
         }
     }
 
@@ -906,14 +914,28 @@ impl Engine {
         self.camera.release(&mut self.out);
     }
 
-    /// Whatever can happen now: each link's next operation, then what the channels and
-    /// the pacer let out.
-    fn step(&mut self, now: u64) {
-        let online = self.online();
+    /// Each link's next operation, if it has one.
+    fn poll_links(&mut self, now: u64, online: bool) {
         for peer in self.peers.values_mut() {
             if let Some(command) = peer.link.poll(now, online, peer.channel.idle()) {
                 self.out.push(command);
             }
+        }
+    }
+
+    /// Whatever can happen now: each link's next operation (a new connection for a link
+    /// renegotiated in vain), then what the channels and the pacer let out.
+    fn step(&mut self, now: u64) {
+        let online = self.online();
+        self.poll_links(now, online);
+        let renewals: Vec<(Conn, Renewal)> =
+            self.peers.values().filter_map(|p| Some((p.conn, p.link.renewal()?))).collect();
+        if !renewals.is_empty() {
+            for (conn, renewal) in renewals {
+                self.replace_connection(conn, renewal, now);
+            }
+            // The new connections' first offers.
+            self.poll_links(now, online);
         }
         if !online {
             return;
