@@ -5,7 +5,7 @@
 //! The room page's screenshots, on a phone and on a computer, are kept in
 //! `target/e2e-artifacts/`.
 
-use e2e::{ANDROID_CHROME, Browser, ChromeDriver, Profile, Relay, Result, meet, until};
+use e2e::{ANDROID_CHROME, Browser, ChromeDriver, HEARD, Profile, Relay, Result, meet, open_room, until};
 use serde_json::{Value, json};
 
 const WECHAT_ANDROID: &str = "Mozilla/5.0 (Linux; Android 12; M2102J2SC Build/SKQ1.211006.001; wv) \
@@ -73,6 +73,54 @@ async fn a_phone_and_a_computer_talk_and_the_page_fits_the_phone() -> Result<()>
     let desktop_shot = ana.screenshot("room-desktop").await?;
     println!("ARTEFACT room page on a phone: {}", phone_shot.display());
     println!("ARTEFACT room page on a computer: {}", desktop_shot.display());
+
+    ana.close().await?;
+    bo.close().await
+}
+
+/// Taps the first paint's Join as soon as it is in the document, before the app has run,
+/// and notes when (and whether the app had run by then).
+const TAP_THE_FIRST_PAINT: &str = r#"(function poll() {
+    const join = document.querySelector('[data-boot-tap="join"]');
+    if (!join) return setTimeout(poll, 0);
+    join.click();
+    window.__tapped = { at: performance.now(), appRunning: !document.getElementById('boot') };
+})();"#;
+
+/// On a slow phone network the page's Join works before the app has arrived: Bo taps the
+/// first paint's button while the wasm is still downloading, and the app, once it runs,
+/// joins with the microphone that tap asked for; nobody taps the app's own Join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_tapped_before_the_app_has_loaded_joins_when_it_has() -> Result<()> {
+    let relay = Relay::start(&[]).await?;
+    let driver = ChromeDriver::start().await?;
+    let ana = driver.browser(&[]).await?;
+    let bo = driver.browser_as(phone(ANDROID_CHROME)).await?;
+    let link = open_room(&relay, &ana).await?;
+
+    // 256 kbit/s: the wasm takes seconds to arrive.
+    bo.devtools("Network.enable", json!({})).await?;
+    let slow = json!({ "offline": false, "latency": 0, "downloadThroughput": 32_000, "uploadThroughput": 32_000 });
+    bo.devtools("Network.emulateNetworkConditions", slow).await?;
+    bo.devtools("Page.addScriptToEvaluateOnNewDocument", json!({ "source": TAP_THE_FIRST_PAINT })).await?;
+    bo.open(&link).await?;
+
+    bo.wait_state("connected").await?;
+    ana.wait_state("connected").await?;
+    let timing = bo
+        .script(
+            "const wasm = performance.getEntriesByType('resource').find(e => e.name.endsWith('.wasm')); \
+             return { tapped: window.__tapped, wasm: wasm ? wasm.responseEnd : null };",
+        )
+        .await?;
+    let (tapped, wasm) = (timing["tapped"]["at"].as_f64(), timing["wasm"].as_f64());
+    assert_eq!(timing["tapped"]["appRunning"], json!(false), "the tap came after the app ran: {timing}");
+    assert!(
+        tapped.zip(wasm).is_some_and(|(tap, wasm)| tap + 1_000.0 < wasm),
+        "the tap was not before the wasm: {timing}"
+    );
+    ana.wait_peer("Ana hearing Bo (the microphone of the first paint's tap)", |p| p.level > HEARD).await?;
+    bo.wait_peer("Bo hearing Ana", |p| p.level > HEARD).await?;
 
     ana.close().await?;
     bo.close().await

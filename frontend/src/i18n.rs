@@ -451,7 +451,15 @@ mod tests {
         let page = include_str!("../../index.html");
         for lang in [Lang::En, Lang::Zh] {
             let text = lang.text();
-            for words in [text.app_name, text.tagline, text.how_it_works, text.state_idle] {
+            for words in [
+                text.app_name,
+                text.tagline,
+                text.how_it_works,
+                text.create_room,
+                text.state_idle,
+                text.join,
+                text.state_connecting,
+            ] {
                 assert!(page.contains(words), "index.html's first paint lacks {words}");
             }
         }

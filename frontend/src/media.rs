@@ -1,6 +1,7 @@
 //! The microphone and camera: what the browser offers, opening a device, the level meter
 //! and the test sound.
 
+use js_sys::Promise;
 use shared::agent::{Support, Verdict};
 use shared::engine::DeviceError;
 use wasm_bindgen::{JsCast, JsValue};
@@ -12,17 +13,9 @@ use crate::error::CallError;
 
 /// What we ask of the microphone: the browser's voice processing on (echo cancellation,
 /// noise suppression, automatic gain), mono at Opus's native 48 kHz. All are `ideal`, not
-/// `exact`, so a device that cannot do one still opens.
-const VOICE: &str = r#"{
-    "audio": {
-        "echoCancellation": {"ideal": true},
-        "noiseSuppression": {"ideal": true},
-        "autoGainControl": {"ideal": true},
-        "channelCount": {"ideal": 1},
-        "sampleRate": {"ideal": 48000}
-    },
-    "video": false
-}"#;
+/// `exact`, so a device that cannot do one still opens. index.html's first paint asks for
+/// the same when Join is tapped before the app runs.
+const VOICE: &str = r#"{"audio": {"echoCancellation": {"ideal": true}, "noiseSuppression": {"ideal": true}, "autoGainControl": {"ideal": true}, "channelCount": {"ideal": 1}, "sampleRate": {"ideal": 48000}}, "video": false}"#;
 
 /// What we ask of the camera: 720p30 on a computer; on a phone (coarse pointer) 360p at a
 /// lower rate, which its uplink and battery can sustain. The front camera.
@@ -66,16 +59,43 @@ pub fn verdict() -> Verdict {
     shared::agent::verdict(&agent, support())
 }
 
-/// Opens the microphone: `device` if one was picked, else the browser's choice. Must
-/// follow a user gesture on phones.
+/// Opens the microphone: `device` if one was picked, else the browser's choice (or the
+/// stream the first paint asked for, if Join was tapped before the app ran). Must follow a
+/// user gesture on phones.
 pub async fn open_microphone(device: Option<&str>) -> Result<MediaStream, DeviceError> {
-    get_user_media(VOICE, "audio", device).await
+    match (device, first_paint_microphone()) {
+        (None, Some(asked)) => opened(asked).await,
+        _ => get_user_media(VOICE, "audio", device).await,
+    }
+}
+
+/// The microphone index.html asked for when Join was tapped before the app ran, taken
+/// (there is one such stream, for the first to open the microphone).
+fn first_paint_microphone() -> Option<Promise> {
+    let window = web_sys::window()?;
+    let asked = js_sys::Reflect::get(&window, &FIRST_PAINT_MICROPHONE.into()).ok()?.dyn_into().ok()?;
+    let _ = js_sys::Reflect::delete_property(&window, &FIRST_PAINT_MICROPHONE.into());
+    Some(asked)
+}
+
+/// Where index.html leaves that stream's promise.
+const FIRST_PAINT_MICROPHONE: &str = "__bootMicrophone";
+
+/// Releases the microphone the first paint asked for if nothing took it (the page this
+/// browser got has no Join).
+pub fn release_first_paint_microphone() {
+    if let Some(asked) = first_paint_microphone() {
+        wasm_bindgen_futures::spawn_local(async move {
+            if let Ok(stream) = opened(asked).await {
+                stop(&stream);
+            }
+        });
+    }
 }
 
 /// `getUserMedia` with `constraints`, on `device` for `kind` (`audio` or `video`) if given.
 /// The page calls only where [`verdict`] said it can.
 async fn get_user_media(constraints: &str, kind: &str, device: Option<&str>) -> Result<MediaStream, DeviceError> {
-    let other = |error: JsValue| DeviceError::Other(format!("{error:?}"));
     let navigator = web_sys::window().ok_or_else(|| DeviceError::Other("no window".to_owned()))?.navigator();
     let devices = navigator.media_devices().map_err(other)?;
     let constraints = js_sys::JSON::parse(constraints).map_err(other)?;
@@ -87,13 +107,26 @@ async fn get_user_media(constraints: &str, kind: &str, device: Option<&str>) -> 
         js_sys::Reflect::set(&track, &"deviceId".into(), &exact).map_err(other)?;
     }
     let constraints: MediaStreamConstraints = constraints.unchecked_into();
-    let refused = |error: JsValue| match error.dyn_ref::<DomException>() {
-        Some(exception) => DeviceError::from_name(&exception.name()),
-        None => other(error),
-    };
-    let request = devices.get_user_media_with_constraints(&constraints).map_err(refused)?;
+    opened(devices.get_user_media_with_constraints(&constraints).map_err(refused)?).await
+}
+
+/// The stream a `getUserMedia` promise gives, or why the device did not open.
+async fn opened(request: Promise) -> Result<MediaStream, DeviceError> {
     let stream = JsFuture::from(request).await.map_err(refused)?;
     Ok(stream.unchecked_into())
+}
+
+/// Why `getUserMedia` failed: the browser's `DOMException` name, typed.
+fn refused(error: JsValue) -> DeviceError {
+    match error.dyn_ref::<DomException>() {
+        Some(exception) => DeviceError::from_name(&exception.name()),
+        None => other(error),
+    }
+}
+
+/// An error no `DOMException` names.
+fn other(error: JsValue) -> DeviceError {
+    DeviceError::Other(format!("{error:?}"))
 }
 
 /// An input device the person can pick.
@@ -265,5 +298,19 @@ impl MicMeter {
             level.set(shared::stats::meter(level.get_untracked(), shared::stats::rms(&block)));
         });
         Ok(Self { _context: context, _timer: timer })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VOICE;
+
+    #[test]
+    fn the_first_paint_asks_for_the_microphone_the_app_asks_for() {
+        let page = include_str!("../../index.html");
+        assert!(
+            page.contains(&format!("getUserMedia({VOICE})")),
+            "index.html's Join asks for other constraints than VOICE"
+        );
     }
 }
