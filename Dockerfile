@@ -5,8 +5,10 @@
 
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
+# wasm-split-cli splits the app's wasm (scripts/split_wasm.sh, trunk's post_build hook).
 RUN rustup target add wasm32-unknown-unknown \
  && cargo install trunk --version ^0.21 --locked \
+ && cargo install wasm_split_cli_support --version 0.2.4 --features build-binary --locked \
  && apt-get update && apt-get install -y --no-install-recommends npm \
  && npm install --global binaryen@132
 # wasm-bindgen-cli must be exactly the version in Cargo.lock.

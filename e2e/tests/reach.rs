@@ -20,6 +20,15 @@ fn phone(user_agent: &str) -> Profile {
     Profile { phone: Some(user_agent.into()), ..Profile::default() }
 }
 
+/// Waits until Ana and Bo are in the call and each hears the other.
+async fn talking(ana: &Browser, bo: &Browser) -> Result<()> {
+    bo.wait_state("connected").await?;
+    ana.wait_state("connected").await?;
+    ana.wait_peer("Ana hearing Bo", |p| p.level > HEARD).await?;
+    bo.wait_peer("Bo hearing Ana", |p| p.level > HEARD).await?;
+    Ok(())
+}
+
 /// Ana creates a room on her computer and returns its link.
 async fn create_room(relay: &Relay, ana: &Browser) -> Result<String> {
     ana.open(&relay.url("/")).await?;
@@ -35,10 +44,7 @@ async fn a_phone_and_a_computer_talk_and_the_page_fits_the_phone() -> Result<()>
     let bo = driver.browser_as(phone(ANDROID_CHROME)).await?;
 
     meet(&relay, &ana, &bo).await?;
-    bo.wait_state("connected").await?;
-    ana.wait_state("connected").await?;
-    ana.wait_peer("Ana hearing Bo's phone", |p| p.level > 0.05).await?;
-    bo.wait_peer("Bo's phone hearing Ana", |p| p.level > 0.05).await?;
+    talking(&ana, &bo).await?;
 
     // On the phone: nothing wider than the screen, every control big enough for a thumb.
     let layout = bo
@@ -105,8 +111,8 @@ async fn join_tapped_before_the_app_has_loaded_joins_when_it_has() -> Result<()>
     bo.devtools("Page.addScriptToEvaluateOnNewDocument", json!({ "source": TAP_THE_FIRST_PAINT })).await?;
     bo.open(&link).await?;
 
-    bo.wait_state("connected").await?;
-    ana.wait_state("connected").await?;
+    // Bo is heard: the microphone of the first paint's tap.
+    talking(&ana, &bo).await?;
     let timing = bo
         .script(
             "const wasm = performance.getEntriesByType('resource').find(e => e.name.endsWith('.wasm')); \
@@ -119,8 +125,31 @@ async fn join_tapped_before_the_app_has_loaded_joins_when_it_has() -> Result<()>
         tapped.zip(wasm).is_some_and(|(tap, wasm)| tap + 1_000.0 < wasm),
         "the tap was not before the wasm: {timing}"
     );
-    ana.wait_peer("Ana hearing Bo (the microphone of the first paint's tap)", |p| p.level > HEARD).await?;
-    bo.wait_peer("Bo hearing Ana", |p| p.level > HEARD).await?;
+
+    ana.close().await?;
+    bo.close().await
+}
+
+/// The call's code is a wasm module of its own that comes at the first tap: when it cannot
+/// be fetched, Join says the call server cannot be reached, and the next tap gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_says_so_when_the_calls_code_cannot_load_and_the_next_tap_joins() -> Result<()> {
+    let relay = Relay::start(&[]).await?;
+    let driver = ChromeDriver::start().await?;
+    let ana = driver.browser(&[]).await?;
+    let bo = driver.browser(&[]).await?;
+    let link = open_room(&relay, &ana).await?;
+
+    bo.devtools("Network.enable", json!({})).await?;
+    bo.devtools("Network.setBlockedURLs", json!({ "urls": ["*/split_call-*"] })).await?;
+    bo.open(&link).await?;
+    bo.click("join").await?;
+    bo.wait_state("failed").await?;
+    assert_eq!(bo.attr("error", "data-error").await?.as_deref(), Some("relay_unreachable"));
+
+    bo.devtools("Network.setBlockedURLs", json!({ "urls": [] })).await?;
+    bo.click("join").await?;
+    talking(&ana, &bo).await?;
 
     ana.close().await?;
     bo.close().await

@@ -17,6 +17,7 @@ use gloo_events::EventListener;
 use gloo_timers::callback::{Interval, Timeout};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+use leptos::wasm_split::SplitLoaderError;
 use shared::call::{CallState, Link, Session, call_state};
 use shared::engine::{Command, Conn, DeviceKind, Engine, Ice, Input, Request};
 use shared::protocol::CLOSE_RESUMING;
@@ -29,6 +30,7 @@ use crate::error::CallError;
 use crate::media::{self, Device, MeterContext, MicMeter, MicSettings};
 use crate::peer::{Operation, Peer, PeerEvent, PeerView};
 use crate::signaling::{CLOSE_NORMAL, Socket, SocketEvent};
+use crate::ui::{Screen, call_screen};
 
 /// How often statistics are read: once a second, like the quality panels of the best
 /// calling apps; the level meter and the byte counters follow it.
@@ -65,6 +67,8 @@ pub struct CallView {
     pub microphone_device: RwSignal<Option<String>>,
     /// The camera in use, or picked for the next opening.
     pub camera_device: RwSignal<Option<String>>,
+    /// Whether the call's code has loaded and runs (see [`Call`]).
+    pub running: RwSignal<bool>,
 }
 
 impl CallView {
@@ -84,6 +88,7 @@ impl CallView {
             cameras: RwSignal::new(Vec::new()),
             microphone_device: RwSignal::new(None),
             camera_device: RwSignal::new(None),
+            running: RwSignal::new(false),
         }
     }
 
@@ -94,93 +99,231 @@ impl CallView {
 }
 
 /// A call in one room. Cheap to clone; every clone drives the same call.
+///
+/// The driver and the engine are a part of the wasm of their own, loaded at the first tap
+/// that needs them (Join, Test microphone): a room link's first load carries only the page,
+/// and the part arrives while the browser asks for the microphone. What is asked meanwhile
+/// waits, in order; if the part cannot be loaded, the page says the call server is
+/// unreachable and the next tap tries again.
 #[derive(Clone)]
 pub struct Call {
-    driver: Rc<Driver>,
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    room: RoomId,
+    view: CallView,
+    /// The reactive owner of the room page (see [`Driver::owner`]).
+    owner: Owner,
+    driver: RefCell<Part>,
+    /// Leaves the room when the page goes away (reload, tab closed).
+    pagehide: RefCell<Option<EventListener>>,
+}
+
+/// Where the driver stands.
+enum Part {
+    /// Not asked for yet, or its loading failed.
+    Unloaded,
+    /// On its way; the orders given meanwhile.
+    Loading(Vec<Order>),
+    /// Running.
+    Running(Started),
+}
+
+/// What the call's part of the wasm gives once loaded: the driver's door, and the call
+/// screen's views, whose code is in that part too.
+#[derive(Clone)]
+struct Started {
+    order: Rc<dyn Fn(Order)>,
+    screen: fn(Call, Screen) -> AnyView,
+}
+
+/// What the page asks of the driver.
+enum Order {
+    /// An input from a tap, with an audio context made in that tap for the meter of a
+    /// microphone it may open (made later, it may stay suspended).
+    Click(Input, Option<MeterContext>),
+    /// Any other input.
+    Feed(Input),
+    /// The page is going away: leave, and touch no signal.
+    Dispose,
 }
 
 impl Call {
     /// A call in `room`, not joined yet. Must be made inside the page's reactive owner.
     pub fn new(room: RoomId) -> Self {
-        // The engine's randomness only spreads reconnection attempts: Math.random will do.
-        let seed = (js_sys::Math::random() * (1u64 << 53) as f64) as u64;
-        let driver = Driver {
-            engine: RefCell::new(Engine::new(room, seed)),
+        let inner = Inner {
+            room,
             view: CallView::new(),
             owner: Owner::current().unwrap_or_default(),
-            inbox: RefCell::default(),
-            feeding: Cell::new(false),
-            disposed: Cell::new(false),
-            socket: RefCell::new(None),
-            generation: Cell::new(0),
-            mesh: RefCell::default(),
-            devices: RefCell::default(),
-            stats: RefCell::new(None),
-            timer: RefCell::new(None),
+            driver: RefCell::new(Part::Unloaded),
             pagehide: RefCell::new(None),
         };
-        Self { driver: Rc::new(driver) }
+        Self { inner: Rc::new(inner) }
     }
 
     /// What the UI shows.
     pub fn view(&self) -> CallView {
-        self.driver.view
+        self.inner.view
     }
 
     /// Opens the microphone and joins the room. Call it from a click: phones unlock the
     /// microphone and audio playback only in a user gesture.
     pub fn join(&self) {
-        let driver = &self.driver;
-        if driver.pagehide.borrow().is_none() {
-            // Leaves the room when the page goes away (reload, tab closed).
-            let weak = Rc::downgrade(driver);
-            let pagehide = EventListener::new(&window(), "pagehide", move |_| with(&weak, |d| d.feed(Input::Leave)));
-            *driver.pagehide.borrow_mut() = Some(pagehide);
+        if self.inner.pagehide.borrow().is_none() {
+            let weak = Rc::downgrade(&self.inner);
+            let pagehide = EventListener::new(&window(), "pagehide", move |_| {
+                if let Some(inner) = weak.upgrade() {
+                    Call { inner }.order(Order::Feed(Input::Leave));
+                }
+            });
+            *self.inner.pagehide.borrow_mut() = Some(pagehide);
         }
-        driver.click(Input::Join);
+        self.click(Input::Join);
     }
 
     /// Opens the microphone before joining, so the person can see the meter move; joining
     /// then uses the same microphone. Call it from a click, like [`Call::join`].
     pub fn test_microphone(&self) {
-        self.driver.click(Input::TestMicrophone);
+        self.click(Input::TestMicrophone);
     }
 
     /// Mutes or unmutes our microphone. The track stays and sends silence, so unmuting is
     /// instant and needs no renegotiation.
     pub fn set_muted(&self, muted: bool) {
-        self.driver.feed(Input::Mute(muted));
+        self.order(Order::Feed(Input::Mute(muted)));
     }
 
     /// Turns our camera on or off, mid-call, without touching the audio. Off stops the
     /// camera track, which releases the device.
     pub fn set_camera(&self, on: bool) {
-        self.driver.feed(Input::Camera(on));
+        self.order(Order::Feed(Input::Camera(on)));
     }
 
     /// Switches to the microphone `device`, mid-call too: the new track replaces the old
     /// one on every connection, with no renegotiation. If it cannot open, the old one stays
     /// and the page says why. Call it from the picker's change (a user gesture).
     pub fn choose_microphone(&self, device: String) {
-        self.driver.click(Input::Pick(DeviceKind::Microphone, device));
+        self.click(Input::Pick(DeviceKind::Microphone, device));
     }
 
     /// Switches to the camera `device`; if the camera is on, it restarts on that device.
     pub fn choose_camera(&self, device: String) {
-        self.driver.feed(Input::Pick(DeviceKind::Camera, device));
+        self.order(Order::Feed(Input::Pick(DeviceKind::Camera, device)));
     }
 
     /// Leaves the room, closes every connection and releases the microphone and camera.
     pub fn leave(&self) {
-        self.driver.feed(Input::Leave);
+        self.order(Order::Feed(Input::Leave));
     }
 
     /// Leaves and releases everything without touching the UI (the page is going away).
     pub fn dispose(&self) {
-        self.driver.disposed.set(true);
-        self.driver.pagehide.borrow_mut().take();
-        self.driver.feed(Input::Leave);
+        self.inner.pagehide.borrow_mut().take();
+        self.order(Order::Dispose);
     }
+
+    /// Orders `input` with an audio context made in this tap. A tap that loads the call's
+    /// code (Join, Test microphone: both open the microphone) asks for the microphone at
+    /// once, so the permission prompt overlaps the download.
+    fn click(&self, input: Input) {
+        if matches!(*self.inner.driver.borrow(), Part::Unloaded) {
+            media::ask_microphone_early();
+        }
+        self.order(Order::Click(input, MicMeter::context()));
+    }
+
+    /// The call screen's `part`, once the call's code runs.
+    pub fn screen(&self, part: Screen) -> Option<AnyView> {
+        let screen = match &*self.inner.driver.borrow() {
+            Part::Running(started) => started.screen,
+            _ => return None,
+        };
+        Some(screen(self.clone(), part))
+    }
+
+    /// Hands `order` to the driver, loading it first if need be.
+    fn order(&self, order: Order) {
+        let mut part = self.inner.driver.borrow_mut();
+        match &mut *part {
+            Part::Running(started) => {
+                let driver = started.order.clone();
+                drop(part);
+                driver(order);
+            }
+            Part::Loading(waiting) => waiting.push(order),
+            // Nothing to leave before the driver ever ran.
+            Part::Unloaded if matches!(order, Order::Dispose | Order::Feed(Input::Leave)) => {}
+            Part::Unloaded => {
+                *part = Part::Loading(vec![order]);
+                drop(part);
+                self.load();
+            }
+        }
+    }
+
+    /// Loads the driver's part of the wasm, then hands it the orders given meanwhile.
+    fn load(&self) {
+        let call = self.clone();
+        spawn_local(async move {
+            let inner = &call.inner;
+            let loaded = start(inner.room.clone(), inner.view, inner.owner.clone()).await;
+            let waiting = match std::mem::replace(&mut *inner.driver.borrow_mut(), Part::Unloaded) {
+                Part::Loading(waiting) => waiting,
+                _ => Vec::new(),
+            };
+            match loaded {
+                Ok(started) => {
+                    let driver = started.order.clone();
+                    *inner.driver.borrow_mut() = Part::Running(started);
+                    inner.view.running.set(true);
+                    waiting.into_iter().for_each(|order| driver(order));
+                }
+                Err(error) => {
+                    leptos::logging::warn!("the call's code did not load: {error}");
+                    media::release_early_microphone();
+                    if !waiting.iter().any(|order| matches!(order, Order::Dispose)) {
+                        inner.view.error.set(Some(CallError::RelayUnreachable));
+                        inner.view.session.set(Session::Failed);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Starts the driver of the call in `room`: the split point, where the call's part of the
+/// wasm begins (what only this reaches: the driver, the engine, the socket, the peer
+/// connections, and the call screen's views). Its loader is generated `unsafe` code
+/// (`wasm_split_helpers`); scripts/split_wasm.sh splits the wasm here.
+#[allow(unsafe_code, improper_ctypes_definitions)]
+#[leptos::wasm_split::wasm_split(call, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn start(room: RoomId, view: CallView, owner: Owner) -> Result<Started, SplitLoaderError> {
+    // The engine's randomness only spreads reconnection attempts: Math.random will do.
+    let seed = (js_sys::Math::random() * (1u64 << 53) as f64) as u64;
+    let driver = Rc::new(Driver {
+        engine: RefCell::new(Engine::new(room, seed)),
+        view,
+        owner,
+        inbox: RefCell::default(),
+        feeding: Cell::new(false),
+        disposed: Cell::new(false),
+        socket: RefCell::new(None),
+        generation: Cell::new(0),
+        mesh: RefCell::default(),
+        devices: RefCell::default(),
+        stats: RefCell::new(None),
+        timer: RefCell::new(None),
+    });
+    let order = Rc::new(move |order| match order {
+        Order::Click(input, context) => driver.click(input, context),
+        Order::Feed(input) => driver.feed(input),
+        Order::Dispose => {
+            driver.disposed.set(true);
+            driver.feed(Input::Leave);
+        }
+    });
+    Ok(Started { order, screen: call_screen })
 }
 
 /// Everything the call holds: the engine and the browser objects its commands act on.
@@ -206,8 +349,6 @@ struct Driver {
     stats: RefCell<Option<Interval>>,
     /// Wakes the engine at its deadline.
     timer: RefCell<Option<Timeout>>,
-    /// Leaves the room when the page goes away.
-    pagehide: RefCell<Option<EventListener>>,
 }
 
 /// Our microphone and camera: every opening the engine asked for, and which ones are in use.
@@ -221,8 +362,8 @@ struct Devices {
     camera: Option<Request>,
     /// The level meter on the microphone in use.
     meter: Option<MicMeter>,
-    /// An audio context made in the click being handled, for the meter of a microphone
-    /// that click opens (made later, it may stay suspended).
+    /// An audio context made in the tap being handled, for the meter of a microphone that
+    /// tap opens (made later, it may stay suspended).
     click: Option<MeterContext>,
     muted: bool,
 }
@@ -273,10 +414,11 @@ impl Driver {
         self.rearm();
     }
 
-    /// Feeds `input` with an audio context made in this click, in case the microphone
-    /// opens: its meter needs one made in a user gesture. Closed at once if not used.
-    fn click(self: &Rc<Self>, input: Input) {
-        self.devices.borrow_mut().click = MicMeter::context();
+    /// Feeds `input` with `context`, an audio context made in the tap, in case the
+    /// microphone opens: its meter needs one made in a user gesture. Closed at once if not
+    /// used.
+    fn click(self: &Rc<Self>, input: Input, context: Option<MeterContext>) {
+        self.devices.borrow_mut().click = context;
         self.feed(input);
         self.devices.borrow_mut().click = None;
     }

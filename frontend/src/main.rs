@@ -18,6 +18,6 @@ fn main() {
     let button = tapped.and_then(|tap| document.query_selector(&format!("[data-testid=\"{tap}\"]")).ok().flatten());
     match button.and_then(|button| button.dyn_into::<web_sys::HtmlElement>().ok()) {
         Some(button) => button.click(),
-        None => frontend::media::release_first_paint_microphone(),
+        None => frontend::media::release_early_microphone(),
     }
 }

@@ -60,31 +60,47 @@ pub fn verdict() -> Verdict {
 }
 
 /// Opens the microphone: `device` if one was picked, else the browser's choice (or the
-/// stream the first paint asked for, if Join was tapped before the app ran). Must follow a
-/// user gesture on phones.
+/// stream asked for early, by [`ask_microphone_early`] or index.html's first paint). Must
+/// follow a user gesture on phones.
 pub async fn open_microphone(device: Option<&str>) -> Result<MediaStream, DeviceError> {
-    match (device, first_paint_microphone()) {
+    match (device, early_microphone()) {
         (None, Some(asked)) => opened(asked).await,
         _ => get_user_media(VOICE, "audio", device).await,
     }
 }
 
-/// The microphone index.html asked for when Join was tapped before the app ran, taken
-/// (there is one such stream, for the first to open the microphone).
-fn first_paint_microphone() -> Option<Promise> {
+/// Asks for the microphone now, in a tap, ahead of the code that will open it (the call's
+/// part of the wasm, loading): the permission prompt overlaps the download, and phones see
+/// the request inside the gesture. [`open_microphone`] takes the stream; if nothing does,
+/// [`release_early_microphone`] must.
+pub fn ask_microphone_early() {
+    let Some(window) = web_sys::window() else { return };
+    if js_sys::Reflect::has(&window, &EARLY_MICROPHONE.into()).unwrap_or(true) {
+        return;
+    }
+    if let Ok(asked) = request(VOICE, "audio", None) {
+        // Handled now, so that a refusal is not reported as unhandled before it is taken.
+        let _ = browser::call(&asked, "catch", &[&wasm_bindgen::closure::Closure::once_into_js(|_: JsValue| ())]);
+        let _ = js_sys::Reflect::set(&window, &EARLY_MICROPHONE.into(), &asked);
+    }
+}
+
+/// The microphone asked for early, taken: there is one such stream, for the first to open
+/// the microphone.
+fn early_microphone() -> Option<Promise> {
     let window = web_sys::window()?;
-    let asked = js_sys::Reflect::get(&window, &FIRST_PAINT_MICROPHONE.into()).ok()?.dyn_into().ok()?;
-    let _ = js_sys::Reflect::delete_property(&window, &FIRST_PAINT_MICROPHONE.into());
+    let asked = js_sys::Reflect::get(&window, &EARLY_MICROPHONE.into()).ok()?.dyn_into().ok()?;
+    let _ = js_sys::Reflect::delete_property(&window, &EARLY_MICROPHONE.into());
     Some(asked)
 }
 
-/// Where index.html leaves that stream's promise.
-const FIRST_PAINT_MICROPHONE: &str = "__bootMicrophone";
+/// Where the early microphone's promise waits (index.html's first paint sets it too).
+const EARLY_MICROPHONE: &str = "__bootMicrophone";
 
-/// Releases the microphone the first paint asked for if nothing took it (the page this
-/// browser got has no Join).
-pub fn release_first_paint_microphone() {
-    if let Some(asked) = first_paint_microphone() {
+/// Releases the microphone asked for early if nothing took it (the page this browser got
+/// has no Join, or the call's code did not load).
+pub fn release_early_microphone() {
+    if let Some(asked) = early_microphone() {
         wasm_bindgen_futures::spawn_local(async move {
             if let Ok(stream) = opened(asked).await {
                 stop(&stream);
@@ -96,6 +112,11 @@ pub fn release_first_paint_microphone() {
 /// `getUserMedia` with `constraints`, on `device` for `kind` (`audio` or `video`) if given.
 /// The page calls only where [`verdict`] said it can.
 async fn get_user_media(constraints: &str, kind: &str, device: Option<&str>) -> Result<MediaStream, DeviceError> {
+    opened(request(constraints, kind, device)?).await
+}
+
+/// Calls `getUserMedia` (see [`get_user_media`]) and returns its promise.
+fn request(constraints: &str, kind: &str, device: Option<&str>) -> Result<Promise, DeviceError> {
     let navigator = web_sys::window().ok_or_else(|| DeviceError::Other("no window".to_owned()))?.navigator();
     let devices = navigator.media_devices().map_err(other)?;
     let constraints = js_sys::JSON::parse(constraints).map_err(other)?;
@@ -107,7 +128,7 @@ async fn get_user_media(constraints: &str, kind: &str, device: Option<&str>) -> 
         js_sys::Reflect::set(&track, &"deviceId".into(), &exact).map_err(other)?;
     }
     let constraints: MediaStreamConstraints = constraints.unchecked_into();
-    opened(devices.get_user_media_with_constraints(&constraints).map_err(refused)?).await
+    devices.get_user_media_with_constraints(&constraints).map_err(refused)
 }
 
 /// The stream a `getUserMedia` promise gives, or why the device did not open.

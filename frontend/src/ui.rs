@@ -190,7 +190,8 @@ fn CallRoom(
     };
     let view = call.with_value(Call::view);
     let state = Memo::new(move |_| view.state());
-    let camera_on = move || view.camera_on.get();
+    // The call screen's parts come with the call's code (see `call_screen`).
+    let screen = move |part: Screen| move || view.running.get().then(|| call.with_value(|c| c.screen(part)));
     view! {
         <main class="room">
             <ShareLink room url />
@@ -204,6 +205,48 @@ fn CallRoom(
                     view.error.get().or(unreachable.then_some(CallError::PeerUnreachable)).map(|error| view! { <Problem error /> })
                 }}
             </section>
+            {screen(Screen::Peers)}
+            <Show when=move || matches!(view.session.get(), Session::Idle | Session::Failed | Session::Ended)>
+                <div class="controls">
+                    {move || {
+                        let first = view.session.get() == Session::Idle;
+                        view! {
+                            <button class="primary big" data-testid="join" on:click=join>
+                                {move || if first { text().join } else { text().join_again }}
+                            </button>
+                            <Show when=move || !first><NewRoomLink /></Show>
+                        }
+                    }}
+                    <DeviceCheck call />
+                </div>
+            </Show>
+            {screen(Screen::Controls)}
+            {screen(Screen::Details)}
+            {move || view.device_error.get().map(|error| view! { <Problem error /> })}
+        </main>
+    }
+}
+
+/// A part of the call screen: [`call_screen`] builds it.
+#[derive(Clone, Copy)]
+pub enum Screen {
+    /// The people in the call, and our microphone's level.
+    Peers,
+    /// Mute, camera and leave, while in the call.
+    Controls,
+    /// The muted note, the device pickers, our camera, our microphone's settings.
+    Details,
+}
+
+/// The call screen's `part`: what shows only once the call's code runs (a person tapped
+/// Join or Test microphone), built by that code, so that its views are in the call's part
+/// of the wasm (`crate::call::start`), not in what every room link loads.
+pub fn call_screen(call: Call, part: Screen) -> AnyView {
+    let view = call.view();
+    let call = StoredValue::new_local(call);
+    let camera_on = move || view.camera_on.get();
+    match part {
+        Screen::Peers => view! {
             <ul class="peers" aria-label="participants">
                 <For each=move || view.peers.get() key=|peer| peer.key let:peer>
                     <RemotePeer peer />
@@ -212,48 +255,40 @@ fn CallRoom(
             <Show when=move || view.mic.with(Option::is_some)>
                 <MicLevel level=view.mic_level />
             </Show>
-            <div class="controls">
-                {move || match view.session.get() {
-                    Session::Idle | Session::Failed | Session::Ended => {
-                        let first = view.session.get() == Session::Idle;
-                        view! {
-                            <button class="primary big" data-testid="join" on:click=join>
-                                {move || if first { text().join } else { text().join_again }}
-                            </button>
-                            <Show when=move || !first><NewRoomLink /></Show>
-                            <DeviceCheck call />
-                        }
-                        .into_any()
-                    }
-                    Session::Joining | Session::Joined | Session::Lost => {
-                        let muted = view.muted;
-                        view! {
-                            <button
-                                class="toggle"
-                                class:on=move || muted.get()
-                                data-testid="mute"
-                                aria-pressed=move || muted.get().to_string()
-                                on:click=move |_| call.with_value(|c| c.set_muted(!muted.get_untracked()))
-                            >
-                                {move || if muted.get() { text().unmute } else { text().mute }}
-                            </button>
-                            <button
-                                class="toggle"
-                                class:on=move || camera_on()
-                                data-testid="video"
-                                aria-pressed=move || camera_on().to_string()
-                                on:click=move |_| call.with_value(|c| c.set_camera(!camera_on()))
-                            >
-                                {move || text().camera_on}
-                            </button>
-                            <button class="danger" data-testid="leave" on:click=move |_| call.with_value(Call::leave)>
-                                {move || text().leave}
-                            </button>
-                        }
-                        .into_any()
-                    }
-                }}
-            </div>
+        }
+        .into_any(),
+        Screen::Controls => {
+            let muted = view.muted;
+            view! {
+                <Show when=move || matches!(view.session.get(), Session::Joining | Session::Joined | Session::Lost)>
+                    <div class="controls">
+                        <button
+                            class="toggle"
+                            class:on=move || muted.get()
+                            data-testid="mute"
+                            aria-pressed=move || muted.get().to_string()
+                            on:click=move |_| call.with_value(|c| c.set_muted(!muted.get_untracked()))
+                        >
+                            {move || if muted.get() { text().unmute } else { text().mute }}
+                        </button>
+                        <button
+                            class="toggle"
+                            class:on=move || camera_on()
+                            data-testid="video"
+                            aria-pressed=move || camera_on().to_string()
+                            on:click=move |_| call.with_value(|c| c.set_camera(!camera_on()))
+                        >
+                            {move || text().camera_on}
+                        </button>
+                        <button class="danger" data-testid="leave" on:click=move |_| call.with_value(Call::leave)>
+                            {move || text().leave}
+                        </button>
+                    </div>
+                </Show>
+            }
+            .into_any()
+        }
+        Screen::Details => view! {
             <Show when=move || view.muted.get() && matches!(view.session.get(), Session::Joined)>
                 <p class="muted-note">{move || text().you_are_muted}</p>
             </Show>
@@ -265,10 +300,10 @@ fn CallRoom(
                         chosen=view.camera_device choose=move |id| call.with_value(|c| c.choose_camera(id)) />
                 </Show>
             </div>
-            {move || view.device_error.get().map(|error| view! { <Problem error /> })}
             {move || view.camera.get().map(|stream| view! { <LocalVideo stream /> })}
             {move || view.mic.get().map(|settings| view! { <MicDetails settings /> })}
-        </main>
+        }
+        .into_any(),
     }
 }
 

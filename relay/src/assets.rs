@@ -78,15 +78,18 @@ fn hashes<'a>(texts: impl Iterator<Item = &'a str>) -> String {
         .collect()
 }
 
-/// Files whose name carries a content hash (trunk writes `name-<16 hex digits>.ext`) never
-/// change, so browsers may keep them; everything else (the page, room links) must be
-/// revalidated so a new release reaches everyone at once.
+/// Files whose name carries a content hash never change, so browsers may keep them;
+/// everything else (the page, room links) must be revalidated so a new release reaches
+/// everyone at once. Trunk names its files `name-<hash>.ext`, the hash a 64-bit number in
+/// hex without leading zeros (so one build in sixteen has 15 digits; fewer than 12, one in
+/// 65,536, is taken for no hash); scripts/split_wasm.sh names its own with 16.
 pub fn cache_control(path: &str) -> &'static str {
     let name = path.rsplit('/').next().unwrap_or_default();
     let stem = name.split('.').next().unwrap_or_default();
     let stem = stem.strip_suffix("_bg").unwrap_or(stem);
-    let hashed =
-        stem.rsplit_once('-').is_some_and(|(_, hash)| hash.len() == 16 && hash.bytes().all(|b| b.is_ascii_hexdigit()));
+    let hashed = stem
+        .rsplit_once('-')
+        .is_some_and(|(_, hash)| (12..=16).contains(&hash.len()) && hash.bytes().all(|b| b.is_ascii_hexdigit()));
     if hashed { "public, max-age=31536000, immutable" } else { "no-cache" }
 }
 
@@ -160,13 +163,18 @@ mod tests {
 
     #[test]
     fn only_content_hashed_files_are_immutable() {
-        for path in
-            ["/frontend-caf88a76575c5582.js", "/frontend-caf88a76575c5582_bg.wasm", "/main-9ab5bea917425b74.css"]
-        {
+        for path in [
+            "/frontend-caf88a76575c5582.js",
+            "/frontend-caf88a76575c5582_bg.wasm",
+            "/main-9ab5bea917425b74.css",
+            "/frontend-c73a2dd2ed28fcf.js",
+            "/split_call-a6b2a6e5085b88b9.wasm",
+            "/__wasm_split-0921600954073612.js",
+        ] {
             assert_eq!(cache_control(path), "public, max-age=31536000, immutable", "{path}");
         }
         for path in
-            ["/", "/index.html", "/r/abcdefghijklmnopqrstuvwxyz", "/main-9ab5bea9174.css", "/x-zzzzzzzzzzzzzzzz.js"]
+            ["/", "/index.html", "/r/abcdefghijklmnopqrstuvwxyz", "/main-9ab5bea91.css", "/x-zzzzzzzzzzzzzzzz.js"]
         {
             assert_eq!(cache_control(path), "no-cache", "{path}");
         }

@@ -16,6 +16,9 @@
 //!   a tap on which the app carries out once it runs; `e2e/tests/reach.rs` proves it) or the
 //!   app's, whichever comes first;
 //! - `app ready`: when the app's own button is, i.e. when the app runs;
+//! - `Join → in room` (room page): from a tap on the app's Join, once the rest is measured,
+//!   to waiting in the room: the call's part of the wasm (which the first load leaves out),
+//!   the microphone, the signaling socket, joining;
 //!
 //!   both seen by a script the page runs on every animation frame, so no WebDriver round trip
 //!   counts;
@@ -82,6 +85,8 @@ struct Open {
     first_paint: Option<f64>,
     tap_works: f64,
     ready: f64,
+    /// From a tap on the app's Join to waiting in the room (room page only).
+    in_room: Option<f64>,
     transferred: u64,
     bodies: u64,
     protocol: String,
@@ -123,7 +128,7 @@ async fn run() -> Result<()> {
     let mut table = format!(
         "\nFirst open on a phone network: {} ms round trip, {} Mbit/s down, {} kbit/s up, a round trip per TCP and \
          TLS handshake, cold cache.\nMedians of {OPENS} opens, each in a fresh Chromium; times in ms from the start \
-         of the navigation.\n{:<5} {:<13} {:<9} {:>11} {:>5} {:>11} {:>9} {:>9} {:>15}\n",
+         of the navigation.\n{:<5} {:<13} {:<9} {:>11} {:>5} {:>11} {:>9} {:>9} {:>15} {:>14}\n",
         conditions.rtt.as_millis(),
         conditions.down_bits_per_second / 1e6,
         conditions.up_bits_per_second / 1e3,
@@ -136,6 +141,7 @@ async fn run() -> Result<()> {
         "tap works",
         "app ready",
         "KiB transferred",
+        "Join → in room",
     );
     let mut bench = String::new();
     for page in &pages {
@@ -154,7 +160,7 @@ async fn run() -> Result<()> {
             let summary = Summary::of(&opens);
             writeln!(
                 table,
-                "{:<5} {:<13} {:<9} {:>11} {:>5} {:>11} {:>9} {:>9} {:>15.1}",
+                "{:<5} {:<13} {:<9} {:>11} {:>5} {:>11} {:>9} {:>9} {:>15.1} {:>14}",
                 page.name,
                 transport.name,
                 summary.protocols,
@@ -164,13 +170,14 @@ async fn run() -> Result<()> {
                 summary.tap_works,
                 summary.ready,
                 kib(summary.transferred),
+                summary.in_room.map_or("-".into(), |ms| ms.to_string()),
             )
             .expect("writing to a String");
             writeln!(
                 bench,
                 "BENCH first-open {} over {} ({}, {} connections): html {} ms, first paint {}, tap works {} ms, \
-                 app ready {} ms, {:.1} KiB transferred ({:.1} KiB bodies); samples: html {:?}, first paint {:?}, \
-                 tap works {:?}, app ready {:?}",
+                 app ready {} ms, {:.1} KiB transferred ({:.1} KiB bodies), Join to in the room {}; samples: html {:?}, \
+                 first paint {:?}, tap works {:?}, app ready {:?}, Join to in the room {:?}",
                 page.name,
                 transport.slug,
                 summary.protocols,
@@ -181,10 +188,12 @@ async fn run() -> Result<()> {
                 summary.ready,
                 kib(summary.transferred),
                 kib(summary.bodies),
+                summary.in_room.map_or("-".into(), |ms| format!("{ms} ms")),
                 rounded(opens.iter().map(|o| o.html)),
                 rounded(opens.iter().filter_map(|o| o.first_paint)),
                 rounded(opens.iter().map(|o| o.tap_works)),
                 rounded(opens.iter().map(|o| o.ready)),
+                rounded(opens.iter().filter_map(|o| o.in_room)),
             )
             .expect("writing to a String");
         }
@@ -215,6 +224,8 @@ fn asset_table(dist: &Path) -> Result<String> {
     let mut bench = String::new();
     let mut totals = [0u64; 3];
     for (_, name, path) in &assets {
+        // scripts/split_wasm.sh's split modules come at the first tap that needs them.
+        let later = name.starts_with("split_");
         let raw = std::fs::read(path)?;
         let mut twin = |extension: &str, compress: fn(&[u8]) -> Result<u64>| -> Result<u64> {
             let twin = path.with_file_name(format!("{name}.{extension}"));
@@ -227,25 +238,33 @@ fn asset_table(dist: &Path) -> Result<String> {
             }
         };
         let sizes = [raw.len() as u64, twin("gz", gzip)?, twin("br", brotli)?];
-        for (total, size) in totals.iter_mut().zip(sizes) {
-            *total += size;
+        if !later {
+            for (total, size) in totals.iter_mut().zip(sizes) {
+                *total += size;
+            }
         }
-        writeln!(out, "{name:<40} {:>9.1} {:>9.1} {:>9.1}", kib(sizes[0]), kib(sizes[1]), kib(sizes[2]))
+        let when = if later { " (at the first tap)" } else { "" };
+        writeln!(out, "{name:<40} {:>9.1} {:>9.1} {:>9.1}{when}", kib(sizes[0]), kib(sizes[1]), kib(sizes[2]))
             .expect("writing to a String");
         writeln!(
             bench,
-            "BENCH first-open asset {name}: raw {} B, gzip {} B, brotli {} B",
+            "BENCH first-open asset {name}{when}: raw {} B, gzip {} B, brotli {} B",
             sizes[0], sizes[1], sizes[2]
         )
         .expect("writing to a String");
     }
-    writeln!(out, "{:<40} {:>9.1} {:>9.1} {:>9.1}", "total", kib(totals[0]), kib(totals[1]), kib(totals[2]))
+    let total = "total of the first load";
+    writeln!(out, "{total:<40} {:>9.1} {:>9.1} {:>9.1}", kib(totals[0]), kib(totals[1]), kib(totals[2]))
         .expect("writing to a String");
     if !computed.is_empty() {
         writeln!(out, "(no twin in dist/, computed here: {})", computed.join(", ")).expect("writing to a String");
     }
-    writeln!(bench, "BENCH first-open assets total: raw {} B, gzip {} B, brotli {} B", totals[0], totals[1], totals[2])
-        .expect("writing to a String");
+    writeln!(
+        bench,
+        "BENCH first-open assets total of the first load: raw {} B, gzip {} B, brotli {} B",
+        totals[0], totals[1], totals[2]
+    )
+    .expect("writing to a String");
     Ok(out + &bench)
 }
 
@@ -285,7 +304,8 @@ fn through(relay: &Relay, network: &PhoneNetwork, path: &str) -> Result<String> 
 
 /// Stores `performance.now()` in `window.__firstOpenReady` on the first animation frame on
 /// which the app's button `APP` is in the document, visible and enabled, and in
-/// `window.__firstOpenTappable` on the first on which it or the first paint's `BOOT` is.
+/// `window.__firstOpenTappable` on the first on which it or the first paint's `BOOT` is;
+/// and, for [`tap_to_in_room`], when the page is first tapped and first waits in the room.
 const READY_SCRIPT: &str = r#"(() => {
     const usable = (selector) => {
         const button = document.querySelector(selector);
@@ -304,6 +324,8 @@ const READY_SCRIPT: &str = r#"(() => {
     watch(BOOT, '__firstOpenTappable');
     watch(APP, '__firstOpenTappable');
     watch(APP, '__firstOpenReady');
+    addEventListener('click', () => { window.__firstOpenTap ??= performance.now(); }, true);
+    watch('[data-testid="call-state"][data-state="waiting"]', '__firstOpenInRoom');
 })();"#;
 
 /// What the page measured, once it is ready and loaded.
@@ -350,6 +372,10 @@ async fn open_cold(
         )));
     }
     let measured = measured_once_ready(&browser, url, button).await?;
+    let in_room = match button {
+        "join" => Some(tap_to_in_room(&browser, url).await?),
+        _ => None,
+    };
     browser.close().await?;
     let number = |key: &str| measured[key].as_f64();
     let missing = |what: &str| Error::Unexpected(format!("no {what} in the page's timing at {url}: {measured}"));
@@ -358,11 +384,30 @@ async fn open_cold(
         first_paint: number("first_paint"),
         tap_works: number("tap_works").ok_or_else(|| missing("time a tap works"))?,
         ready: number("ready").ok_or_else(|| missing("ready time"))?,
+        in_room,
         transferred: number("transferred").unwrap_or_default() as u64,
         bodies: number("bodies").unwrap_or_default() as u64,
         protocol: measured["protocol"].as_str().unwrap_or_default().to_owned(),
         connections: network.connections() - connections,
     })
+}
+
+/// Taps the app's Join (once the first load is measured) and returns how long it took
+/// until the page waited in the room: the call's part of the wasm, the microphone, the
+/// signaling socket and joining, in ms.
+async fn tap_to_in_room(browser: &Browser, url: &str) -> Result<f64> {
+    browser.click("join").await?;
+    let start = std::time::Instant::now();
+    loop {
+        let took = browser.script("return window.__firstOpenInRoom - window.__firstOpenTap;").await?;
+        if let Some(ms) = took.as_f64().filter(|ms| ms.is_finite()) {
+            return Ok(ms);
+        }
+        if start.elapsed() > PATIENCE {
+            return Err(Error::Timeout { what: format!("waiting in the room after Join at {url}"), after: PATIENCE });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Waits until the page's button has been usable, the page has loaded and its first
@@ -396,6 +441,8 @@ struct Summary {
     first_paint: Option<u128>,
     tap_works: u128,
     ready: u128,
+    /// None for a page without Join.
+    in_room: Option<u128>,
     transferred: u64,
     bodies: u64,
     connections: usize,
@@ -420,6 +467,7 @@ impl Summary {
             first_paint: (!paints.is_empty()).then(|| ms(paints)),
             tap_works: ms(opens.iter().map(|o| o.tap_works).collect()),
             ready: ms(opens.iter().map(|o| o.ready).collect()),
+            in_room: opens.iter().map(|o| o.in_room).collect::<Option<Vec<_>>>().map(ms),
             transferred: middle(opens.iter().map(|o| o.transferred).collect()),
             bodies: middle(opens.iter().map(|o| o.bodies).collect()),
             connections: middle(opens.iter().map(|o| o.connections as u64).collect()) as usize,
