@@ -21,8 +21,8 @@
 //! Measured between two Chromium 156 pages (`scripts/loss_bench.sh`; README), the share of
 //! the listener's audio concealed: at 10 % loss, plain Opus stepped down to 12 kbit/s 8.8 to
 //! 10.2 %, plain Opus held at 24 kbit/s 2.8 to 6.9 % (FEC alone), RED with Opus at 12 or 16
-//! kbit/s 0.7 to 1 %, RED at 24 kbit/s 0.2 to 1.3 %; at 20 % loss plain Opus at 12 kbit/s
-//! 18 to 19 %, RED at 12 or 16 kbit/s 2.7 to 3.4 %, RED at 24 kbit/s 1.0 to 2.8 %.
+//! kbit/s 0.7 to 1 %, RED at 24 kbit/s 0.2 to 1.6 %; at 20 % loss plain Opus at 12 kbit/s
+//! 18 to 19 %, RED at 12 or 16 kbit/s 2.7 to 3.4 %, RED at 24 kbit/s 1.0 to 3.4 %.
 //!
 //! Hysteresis keeps it from flapping: it needs two bad readings in a row to step down,
 //! eight clean ones to step up, and waits between changes (longer before climbing, which
