@@ -80,13 +80,7 @@ struct Direction {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("loss-bench: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    e2e::exit_code("loss-bench", run().await)
 }
 
 async fn run() -> Result<()> {
