@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -23,6 +23,7 @@ mod chromium;
 pub mod firefox;
 pub mod phone_network;
 pub mod python;
+pub mod rtp;
 pub mod webkit;
 
 pub use browser::{Browser, PATIENCE, PeerInfo};
@@ -65,7 +66,20 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A relay running in this process on a free loopback port, serving `dist/`.
+/// The exit of a benchmark binary (`src/bin/`): success, or its `error` on stderr after
+/// the binary's `name`, and failure.
+pub fn exit_code(name: &str, result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A relay running in this process on a free loopback port, serving `dist/` (or
+/// `$E2E_STATIC_DIR`).
 pub struct Relay {
     addr: SocketAddr,
     config: relay::Config,
@@ -74,9 +88,11 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// Starts a relay with `flags` added to its command line.
+    /// Starts a relay with `flags` added to its command line. It serves `dist/`, or the
+    /// folder `$E2E_STATIC_DIR` names (a frontend built elsewhere: an older commit's, for a
+    /// benchmark's before and after).
     pub async fn start(flags: &[&str]) -> Result<Self> {
-        let dist = workspace_root().join("dist");
+        let dist = std::env::var_os("E2E_STATIC_DIR").map_or_else(|| workspace_root().join("dist"), PathBuf::from);
         if !dist.join("index.html").is_file() {
             return Err(Error::Missing(format!(
                 "no built frontend in {}: run `bash scripts/test.sh` (it runs `trunk build --release`)",

@@ -14,7 +14,7 @@ use shared::call::Link;
 use shared::engine::{Candidate, Ice, SdpKind};
 use shared::protocol::IceTransportPolicy;
 use shared::room::PeerId;
-use shared::stats::{CandidateType, Hint, HintHold, Quality, Sample};
+use shared::stats::{self, CandidateType, Hint, HintHold, Quality, Sample};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -202,6 +202,7 @@ impl Peer {
 
     /// Makes and sets a local offer, gathering new ICE credentials if `ice_restart`.
     pub fn offer(&self, ice_restart: bool) -> impl Future<Output = Operation> + use<> {
+        prefer_redundant_audio(&self.pc);
         let pc = self.pc.clone();
         async move {
             let options = RtcOfferOptions::new();
@@ -214,6 +215,7 @@ impl Peer {
 
     /// Makes and sets the answer to the remote offer (the implicit `setLocalDescription()`).
     pub fn answer(&self) -> impl Future<Output = Operation> + use<> {
+        prefer_redundant_audio(&self.pc);
         let pc = self.pc.clone();
         async move {
             browser::call_async(&pc, "setLocalDescription", &[]).await?;
@@ -267,11 +269,11 @@ impl Peer {
     /// the call is held while the browser gathers them.
     pub fn stats(&self) -> impl Future<Output = Result<(Sample, Option<u32>), CallError>> + 'static {
         let request = self.pc.get_stats();
-        let max_bitrate = self.max_bitrate();
+        let AudioSending { max_bitrate, codec } = self.audio_sending();
         async move {
             let report: js_sys::Map =
                 JsFuture::from(request).await.map_err(|e| CallError::unexpected(&e))?.unchecked_into();
-            Ok((read_sample(&report), max_bitrate))
+            Ok((Sample { send_codec: codec, ..read_sample(&report) }, max_bitrate))
         }
     }
 
@@ -409,6 +411,36 @@ fn read_sample(report: &js_sys::Map) -> Sample {
     sample
 }
 
+/// Puts RED (RFC 2198: each packet also carries the one before, so a lost packet is
+/// recovered from the next) ahead of plain Opus on our audio, before we make a
+/// description. The other side sends RED too if it has it (Chromium does); where either
+/// side lacks it (Firefox 153), the description agrees on Opus alone.
+///
+/// Reached by name: web-sys's bindings for `getCapabilities` and `setCodecPreferences`
+/// throw through the wasm where a browser lacks them or rejects the list, and a call must
+/// go on without RED instead.
+fn prefer_redundant_audio(pc: &RtcPeerConnection) {
+    let Ok(receiver) = js_sys::Reflect::get(&js_sys::global(), &"RTCRtpReceiver".into()) else { return };
+    let Ok(capabilities) = browser::call(&receiver, "getCapabilities", &[&"audio".into()]) else { return };
+    let Ok(codecs) = js_sys::Reflect::get(&capabilities, &"codecs".into()).and_then(|c| c.dyn_into::<js_sys::Array>())
+    else {
+        return;
+    };
+    let (red, others): (Vec<JsValue>, Vec<JsValue>) =
+        codecs.iter().partition(|codec| browser::string(codec, "mimeType").eq_ignore_ascii_case(stats::RED));
+    if red.is_empty() {
+        return;
+    }
+    let preferred: js_sys::Array = red.into_iter().chain(others).collect();
+    for transceiver in pc.get_transceivers().iter().map(JsCast::unchecked_into::<RtcRtpTransceiver>) {
+        if transceiver.receiver().track().kind() == "audio"
+            && let Err(error) = browser::call(&transceiver, "setCodecPreferences", &[&preferred])
+        {
+            leptos::logging::warn!("could not prefer redundant audio: {error:?}");
+        }
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         self.pc.close();
@@ -424,13 +456,18 @@ impl Peer {
         })
     }
 
-    /// The `maxBitrate` of our first audio sender's first encoding, if set.
-    fn max_bitrate(&self) -> Option<u32> {
-        let sender = self.senders("audio").next()?;
-        let parameters = browser::call(&sender, "getParameters", &[]).ok()?;
-        let encoding =
-            js_sys::Reflect::get(&parameters, &"encodings".into()).ok()?.dyn_into::<js_sys::Array>().ok()?.get(0);
-        Some(browser::number(&encoding, "maxBitrate") as u32).filter(|bps| *bps > 0)
+    /// How our first audio sender sends, from its parameters.
+    fn audio_sending(&self) -> AudioSending {
+        let Some(parameters) = self.senders("audio").next().and_then(|s| browser::call(&s, "getParameters", &[]).ok())
+        else {
+            return AudioSending::default();
+        };
+        let first = |key: &str| {
+            js_sys::Reflect::get(&parameters, &key.into()).ok()?.dyn_into::<js_sys::Array>().ok().map(|a| a.get(0))
+        };
+        let max_bitrate = first("encodings").map(|e| browser::number(&e, "maxBitrate") as u32).filter(|bps| *bps > 0);
+        let codec = first("codecs").map(|c| browser::string(&c, "mimeType")).filter(|m| !m.is_empty());
+        AudioSending { max_bitrate, codec }
     }
 
     /// Changes every encoding of our `kind` senders with `change`. `setParameters` takes
@@ -448,6 +485,17 @@ impl Peer {
             });
         }
     }
+}
+
+/// How our audio sender sends, as its `getParameters()` says.
+#[derive(Default)]
+struct AudioSending {
+    /// The first encoding's `maxBitrate`, if set.
+    max_bitrate: Option<u32>,
+    /// The MIME type of the codec it sends with: the first of the negotiated `codecs`
+    /// (`audio/red` when the peer asked for RED). getStats cannot tell: it names the Opus
+    /// inside RED.
+    codec: Option<String>,
 }
 
 /// The video controller of one link, and what it last applied.

@@ -46,8 +46,12 @@ pub struct Sample {
     pub total_audio_energy: f64,
     /// `inbound-rtp` `totalSamplesDuration`, in seconds.
     pub total_samples_duration: f64,
-    /// The audio codec's MIME type, e.g. `audio/opus`.
+    /// The MIME type of the audio codec we receive, e.g. `audio/opus`.
     pub codec: Option<String>,
+    /// The MIME type of the audio codec we send (the first of our audio sender's
+    /// negotiated codecs: getStats names the Opus inside RED): `audio/red` when our packets
+    /// carry redundancy (RFC 2198: each also holds the one before), `audio/opus` when not.
+    pub send_codec: Option<String>,
     /// The type of our side of the selected candidate pair, once there is one.
     pub path: Option<CandidateType>,
     /// The selected candidate pair's `availableOutgoingBitrate`, bit/s.
@@ -91,6 +95,9 @@ impl CandidateType {
     }
 }
 
+/// RED's MIME type (RFC 2198 redundant audio, with Opus inside).
+pub const RED: &str = "audio/red";
+
 /// Above this RMS level a remote peer counts as speaking.
 pub const SPEAKING: f64 = 0.02;
 
@@ -101,7 +108,8 @@ pub struct Quality {
     pub rtt_ms: f64,
     /// Interarrival jitter of what we receive, ms.
     pub jitter_ms: f64,
-    /// Share of the peer's packets lost on the way to us in the interval, percent.
+    /// Share of the peer's packets lost on the way to us in the interval, percent: the
+    /// network's loss, before any recovery.
     pub loss_pct: f64,
     /// Share of our packets lost on the way to the peer, percent, from its latest receiver
     /// report (what the bitrate controller acts on).
@@ -112,13 +120,19 @@ pub struct Quality {
     pub receive_kbps: f64,
     /// Average time a sample waited in the jitter buffer, ms.
     pub jitter_buffer_ms: f64,
-    /// Share of played samples that were concealment, percent.
+    /// Share of played samples that were concealment, percent: the loss that remains
+    /// after recovery (redundancy, FEC, the jitter buffer waiting for them), the loss a
+    /// listener hears. The voice-quality score is computed from it.
     pub concealment_pct: f64,
     /// RMS level heard, 0 to 1.
     pub level: f64,
     /// The browser's estimate of the bandwidth we can send, kbit/s, when it has one.
     pub available_kbps: Option<f64>,
-    /// Estimated voice quality, 1 (bad) to 4.5 (excellent).
+    /// Whether what we send carries redundancy (RED), so the peer recovers most lost
+    /// packets.
+    pub send_redundancy: bool,
+    /// Estimated voice quality, 1 (bad) to 4.5 (excellent), of what we hear: from the RTT,
+    /// the jitter and the loss left after recovery ([`Self::concealment_pct`]).
     pub mos: f64,
 }
 
@@ -137,6 +151,7 @@ impl Quality {
         let rtt_ms = after.rtt_s.unwrap_or(0.0) * 1000.0;
         let jitter_ms = after.jitter_s * 1000.0;
         let loss_pct = percent(lost, lost + received);
+        let concealment_pct = percent(concealed, samples);
         Self {
             rtt_ms,
             jitter_ms,
@@ -149,10 +164,11 @@ impl Quality {
             } else {
                 0.0
             },
-            concealment_pct: percent(concealed, samples),
+            concealment_pct,
             level: rms_level(before, after),
             available_kbps: after.available_outgoing_bps.map(|bps| bps / 1000.0),
-            mos: mos(rtt_ms, jitter_ms, loss_pct),
+            send_redundancy: after.send_codec.as_deref().is_some_and(|codec| codec.eq_ignore_ascii_case(RED)),
+            mos: mos(rtt_ms, jitter_ms, concealment_pct),
         }
     }
 }
@@ -204,7 +220,8 @@ pub fn meter(shown: f64, block: f64) -> f64 {
     block.max(shown * METER_DECAY)
 }
 
-/// Voice quality (MOS, 1 to 4.5) from round-trip time, jitter and loss, by the simplified
+/// Voice quality (MOS, 1 to 4.5) from round-trip time, jitter and the loss a listener
+/// hears (after recovery: concealment), by the simplified
 /// ITU-T G.107 E-model used widely in VoIP and WebRTC monitoring: the one-way delay a
 /// listener feels is half the RTT plus twice the jitter (the jitter buffer) plus 10 ms of
 /// codec delay; delay up to 160 ms costs little, beyond it a lot; each percent of loss costs
@@ -245,11 +262,13 @@ pub enum Hint {
     Jitter,
 }
 
-/// The hint to show for a link, if its quality is poor; the worst problem first.
+/// The hint to show for a link, if what we hear of it is poor; the worst problem first.
+/// Loss counts as it is heard, after recovery: a link whose lost packets are recovered
+/// has no loss to explain.
 pub fn hint(quality: &Quality) -> Option<Hint> {
     if quality.mos >= 3.6 {
         None
-    } else if quality.loss_pct.max(quality.send_loss_pct) >= 3.0 {
+    } else if quality.concealment_pct >= 3.0 {
         Some(Hint::Loss)
     } else if quality.rtt_ms >= 400.0 {
         Some(Hint::Delay)
@@ -346,12 +365,43 @@ mod tests {
     fn hints_name_the_worst_problem_of_a_poor_link() {
         let good = Quality { mos: 4.3, ..Quality::default() };
         assert_eq!(hint(&good), None);
-        let lossy = Quality { mos: 3.0, loss_pct: 8.0, rtt_ms: 500.0, ..Quality::default() };
+        let lossy = Quality { mos: 3.0, loss_pct: 8.0, concealment_pct: 7.5, rtt_ms: 500.0, ..Quality::default() };
         assert_eq!(hint(&lossy), Some(Hint::Loss));
         let far = Quality { mos: 3.0, rtt_ms: 900.0, ..Quality::default() };
         assert_eq!(hint(&far), Some(Hint::Delay));
         let jittery = Quality { mos: 3.4, jitter_ms: 80.0, ..Quality::default() };
         assert_eq!(hint(&jittery), Some(Hint::Jitter));
+    }
+
+    #[test]
+    fn recovered_loss_costs_no_quality_and_explains_nothing() {
+        // 10 % of the peer's packets lost, all but half a percent recovered (RED).
+        let before = reading(0.0);
+        let after = Sample {
+            packets_received: 45,
+            packets_lost: 5,
+            concealed_samples: 240,
+            total_samples_received: 48_000,
+            ..reading(1_000.0)
+        };
+        let q = Quality::between(&before, &after);
+        assert!(close(q.loss_pct, 10.0) && close(q.concealment_pct, 0.5), "raw loss is kept: {q:?}");
+        assert!(close(q.mos, mos(100.0, 10.0, 0.5)), "{q:?}");
+        assert_eq!(bars(q.mos), 5);
+        assert_eq!(hint(&q), None);
+        // The same loss unrecovered: every lost packet concealed.
+        let unrecovered = Quality::between(&before, &Sample { concealed_samples: 4_800, ..after });
+        assert!(unrecovered.mos < 3.6, "{unrecovered:?}");
+        assert_eq!(hint(&unrecovered), Some(Hint::Loss));
+    }
+
+    #[test]
+    fn redundancy_is_read_from_the_codec_we_send() {
+        let sending = |codec: &str| Sample { send_codec: Some(codec.into()), ..reading(1_000.0) };
+        assert!(Quality::between(&reading(0.0), &sending("audio/red")).send_redundancy);
+        assert!(Quality::between(&reading(0.0), &sending("audio/RED")).send_redundancy);
+        assert!(!Quality::between(&reading(0.0), &sending("audio/opus")).send_redundancy);
+        assert!(!Quality::between(&reading(0.0), &reading(1_000.0)).send_redundancy);
     }
 
     #[test]

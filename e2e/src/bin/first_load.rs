@@ -95,13 +95,7 @@ struct Open {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    match run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("first-load: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    e2e::exit_code("first-load", run().await)
 }
 
 async fn run() -> Result<()> {
