@@ -9,6 +9,8 @@ TOOLS="${LINKCALL_TOOLS:-$HOME/.local/share/linkcall-tools}"
 BINARYEN_VERSION=132
 # wasm-split-cli, from the crate wasm_split_cli_support (the splitter cargo-leptos uses).
 WASM_SPLIT_VERSION=0.2.4
+# axe-core, the accessibility engine e2e/tests/access.rs runs in the pages.
+AXE_VERSION=4.14.1
 
 # The relay as it ships, for `cargo build|run "${SHIPPED_BUILD[@]}"`: release, glibc linked
 # in (crt-static), so the process maps no libc.so, libm.so or ld.so (1.5 MB less resident)
@@ -97,6 +99,16 @@ ensure_python_peer() {
   export PYTHON_PEER="$PYTHON_PEER_VENV/bin/python"
 }
 
+# axe-core from npm into $TOOLS (e2e/tests/access.rs reads it from there).
+ensure_axe() {
+  if ! grep -qs "\"version\": \"$AXE_VERSION\"" "$TOOLS/node_modules/axe-core/package.json"; then
+    command -v npm >/dev/null || ensure_apt nodejs npm
+    say "installing axe-core $AXE_VERSION into $TOOLS"
+    mkdir -p "$TOOLS"
+    npm install --silent --no-audit --no-fund --prefix "$TOOLS" "axe-core@$AXE_VERSION" >/dev/null
+  fi
+}
+
 # dist/: the release build of the frontend, with .br and .gz copies the relay serves by
 # Accept-Encoding: brotli to the browsers that take it (every current one, over HTTPS; the
 # wasm is about a fifth smaller than with gzip), gzip to the rest.
@@ -150,7 +162,7 @@ in_loopback_namespace() {
       "${inside[@]}" ip link set lc0 up
       "${inside[@]}" ip route add default dev lc0
     fi
-    "${inside[@]}" env PATH="$PATH" HOME="$HOME" PYTHON_PEER="${PYTHON_PEER:-}" "$@"
+    "${inside[@]}" env PATH="$PATH" HOME="$HOME" PYTHON_PEER="${PYTHON_PEER:-}" LINKCALL_TOOLS="$TOOLS" "$@"
   else
     say "note: no network namespace here; the browsers may use this machine's LAN address"
     "$@"

@@ -12,6 +12,7 @@ ensure_apt chromium chromium-driver coturn iproute2 nftables ca-certificates fon
 ensure_firefox
 ensure_webkit
 ensure_python_peer
+ensure_axe
 build_frontend
 say "cargo fmt --check"
 cargo fmt --all --check

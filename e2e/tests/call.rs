@@ -7,7 +7,18 @@
 
 use std::time::{Duration, Instant};
 
-use e2e::{ChromeDriver, HEARD, Relay, Result, SILENT, audio_flows_both_ways, median};
+use e2e::{ChromeDriver, HEARD, Relay, Result, SILENT, audio_flows_both_ways, median, until};
+
+/// The seconds a page's call timer shows, which must read `m:ss` (or `h:mm:ss`).
+async fn call_time(page: &e2e::Browser) -> Result<u64> {
+    let shown = page.text("call-timer").await?;
+    let parts: Vec<Option<u64>> = shown.split(':').map(|part| part.parse().ok()).collect();
+    let well_formed = matches!(parts.len(), 2 | 3) && shown.rsplit(':').next().is_some_and(|s| s.len() == 2);
+    match (well_formed, parts.iter().copied().collect::<Option<Vec<u64>>>()) {
+        (true, Some(parts)) => Ok(parts.iter().fold(0, |total, part| total * 60 + part)),
+        _ => Err(e2e::Error::Unexpected(format!("the call timer shows {shown:?}, not m:ss"))),
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
@@ -39,6 +50,32 @@ async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
     bo.wait_peer("Bo hearing Ana's beeps", |p| p.level > HEARD).await?;
     println!("Ana hears Bo at RMS level {:.3}", heard.level);
 
+    // Each page shows a verification code for the other person (in the details panel), and
+    // the two are equal: the certificates each sees are the ones the other has.
+    let code = "const c = document.querySelector('[data-testid=\"verification-code\"]'); \
+        return c ? [c.dataset.peerId, c.textContent] : null;";
+    until("a verification code on both pages", || async {
+        Ok(!ana.script(code).await?.is_null() && !bo.script(code).await?.is_null())
+    })
+    .await?;
+    let (ana_code, bo_code) = (ana.script(code).await?, bo.script(code).await?);
+    assert_eq!(ana_code[1], bo_code[1], "different codes: Ana {ana_code}, Bo {bo_code}");
+    let digits = ana_code[1].as_str().unwrap_or_default();
+    assert!(
+        digits.len() == 19 && digits.split(' ').all(|g| g.len() == 4 && g.bytes().all(|b| b.is_ascii_digit())),
+        "not four groups of four digits: {digits}"
+    );
+    let bo_as_ana_sees_him = ana.peers().await?.first().map(|peer| peer.id.to_string());
+    assert_eq!(ana_code[0].as_str(), bo_as_ana_sees_him.as_deref(), "Ana's code is not for Bo: {ana_code}");
+    let call_began = call_time(&ana).await?;
+
+    // The screen stays on during the call: Chromium grants the wake lock.
+    let wake_lock = "return document.querySelector('[data-wake-lock]')?.dataset.wakeLock ?? null;";
+    until("the screen wake lock held on Ana's page", || async {
+        Ok(ana.script(wake_lock).await?.as_str() == Some("held"))
+    })
+    .await?;
+
     // Bo's own meter shows his microphone hearing the beeps in the call too.
     bo.wait_mic_level("Bo's meter moving in the call", |level| level > HEARD).await?;
 
@@ -51,6 +88,10 @@ async fn ana_and_bo_talk_through_a_room_link() -> Result<()> {
     bo.click("mute").await?;
     assert_eq!(bo.attr("mute", "aria-pressed").await?.as_deref(), Some("false"));
     ana.wait_peer("Bo heard again after unmuting", |p| p.level > HEARD).await?;
+
+    // The call timer ran meanwhile.
+    let call_went_on = call_time(&ana).await?;
+    assert!(call_went_on > call_began, "the call timer stood at {call_began} s");
 
     // Bo leaves: his page says so, Ana waits alone and is told Bo can come back.
     bo.click("leave").await?;

@@ -23,6 +23,7 @@ use shared::engine::{Command, Conn, DeviceKind, Engine, Ice, Input, Request};
 use shared::protocol::CLOSE_RESUMING;
 use shared::room::{PeerId, RoomId};
 use shared::stats::Quality;
+use shared::verify;
 use wasm_bindgen::JsCast;
 use web_sys::{MediaStream, MediaStreamTrack};
 
@@ -725,6 +726,7 @@ impl Driver {
     /// Reads every link's statistics; turns each into a second's quality, which the UI
     /// shows and the link's bitrate controller acts on.
     fn read_stats(self: &Rc<Self>) {
+        let room = self.engine.borrow().room().clone();
         for view in self.view.peers.get_untracked() {
             let showing = view.video.with_untracked(|video| video.as_ref().is_some_and(media::shows_video));
             if view.showing_video.get_untracked() != showing {
@@ -732,7 +734,15 @@ impl Driver {
             }
             let conn = Conn(view.key);
             let reading = match self.mesh.borrow().get(&conn) {
-                Some(peer) => peer.stats(),
+                Some(peer) => {
+                    // From the descriptions of the connection in use: a new one has new
+                    // certificates, and a code mid-negotiation would mislead.
+                    if view.link.get_untracked() == Link::Connected {
+                        let code = peer.fingerprints().map(|(ours, theirs)| verify::code(&room, &ours, &theirs));
+                        change(view.verification, code);
+                    }
+                    peer.stats()
+                }
                 None => continue,
             };
             let weak = Rc::downgrade(self);

@@ -15,6 +15,7 @@ use shared::engine::{Candidate, Ice, SdpKind};
 use shared::protocol::IceTransportPolicy;
 use shared::room::PeerId;
 use shared::stats::{self, CandidateType, Hint, HintHold, Quality, Sample};
+use shared::verify;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
@@ -54,6 +55,8 @@ pub struct PeerView {
     pub video: RwSignal<Option<MediaStream>, LocalStorage>,
     /// Whether that camera is showing now.
     pub showing_video: RwSignal<bool>,
+    /// The verification code both people see while the link is up ([`shared::verify`]).
+    pub verification: RwSignal<Option<String>>,
 }
 
 impl PeerView {
@@ -71,6 +74,7 @@ impl PeerView {
             stream: RwSignal::new_local(None),
             video: RwSignal::new_local(None),
             showing_video: RwSignal::new(false),
+            verification: RwSignal::new(None),
         }
     }
 }
@@ -263,6 +267,14 @@ impl Peer {
             }
             Ok(None)
         }
+    }
+
+    /// The certificate fingerprints of our side and theirs, from the descriptions in place
+    /// ([`shared::verify::fingerprint`]); none before both are set.
+    pub fn fingerprints(&self) -> Option<(String, String)> {
+        let ours = verify::fingerprint(&self.pc.local_description()?.sdp())?;
+        let theirs = verify::fingerprint(&self.pc.remote_description()?.sdp())?;
+        Some((ours, theirs))
     }
 
     /// Reads this connection's statistics. The future owns what it needs, so no borrow of

@@ -11,7 +11,7 @@ use shared::stats::{self, CandidateType, Hint, SPEAKING};
 use wasm_bindgen_futures::JsFuture;
 
 use crate::browser;
-use crate::call::Call;
+use crate::call::{Call, CallView};
 use crate::error::CallError;
 use crate::i18n::{Lang, Text, UiLang, text};
 use crate::media::{self, Device, MicSettings};
@@ -247,7 +247,7 @@ pub fn call_screen(call: Call, part: Screen) -> AnyView {
     let camera_on = move || view.camera_on.get();
     match part {
         Screen::Peers => view! {
-            <ul class="peers" aria-label="participants">
+            <ul class="peers" aria-label=move || text().participants>
                 <For each=move || view.peers.get() key=|peer| peer.key let:peer>
                     <RemotePeer peer />
                 </For>
@@ -261,7 +261,8 @@ pub fn call_screen(call: Call, part: Screen) -> AnyView {
             let muted = view.muted;
             view! {
                 <Show when=move || matches!(view.session.get(), Session::Joining | Session::Joined | Session::Lost)>
-                    <div class="controls">
+                    <CallTimer view />
+                    <div class="controls" data-wake-lock=keep_awake()>
                         <button
                             class="toggle"
                             class:on=move || muted.get()
@@ -318,6 +319,81 @@ fn state_label(state: CallState) -> &'static str {
         CallState::Failed => text.state_failed,
         CallState::Ended => text.state_ended,
     }
+}
+
+/// How long this person's call has been connected (since the first connection while in the
+/// room; reconnecting keeps counting, as a phone call does), once it has been: `m:ss`, or
+/// `h:mm:ss` past an hour.
+#[component]
+fn CallTimer(view: CallView) -> impl IntoView {
+    let since = RwSignal::new(None::<f64>);
+    let now = RwSignal::new(js_sys::Date::now());
+    Effect::new(move |_| {
+        if view.state() == CallState::Connected && since.get_untracked().is_none() {
+            since.set(Some(js_sys::Date::now()));
+        }
+    });
+    let tick = set_interval_with_handle(move || now.set(js_sys::Date::now()), std::time::Duration::from_secs(1));
+    on_cleanup(move || {
+        if let Ok(tick) = tick {
+            tick.clear();
+        }
+    });
+    let shown = move || since.get().map(|since| clock(((now.get() - since).max(0.0) / 1000.0) as u64));
+    view! {
+        <Show when=move || since.with(Option::is_some)>
+            <p class="call-timer" data-testid="call-timer" aria-label=move || text().call_time>{shown}</p>
+        </Show>
+    }
+}
+
+/// Keeps the screen on while the calling view lives (a phone that locks itself mid-call
+/// ends up in a pocket, muted by the system), where the browser has the Wake Lock API:
+/// taken at once, taken again when the page is shown again (the browser lets go of it when
+/// the page is hidden), let go when the call ends. Returns how it stands: `held`,
+/// `released`, or `none` (no such API, or the browser refused).
+fn keep_awake() -> RwSignal<&'static str> {
+    let state = RwSignal::new("none");
+    let held = StoredValue::new_local(None::<wasm_bindgen::JsValue>);
+    let take = move || {
+        let lock = js_sys::Reflect::get(&window().navigator(), &"wakeLock".into()).unwrap_or_default();
+        if lock.is_undefined() {
+            return;
+        }
+        spawn_local(async move {
+            match browser::call_async(&lock, "request", &[&"screen".into()]).await {
+                Ok(sentinel) if held.try_set_value(Some(sentinel.clone())).is_none() => {
+                    let _ = state.try_set("held");
+                }
+                // The call ended while the browser answered.
+                Ok(sentinel) => drop(browser::call(&sentinel, "release", &[])),
+                Err(error) => leptos::logging::log!("no screen wake lock: {error:?}"),
+            }
+        });
+    };
+    take();
+    let shown = gloo_events::EventListener::new(&document(), "visibilitychange", move |_| {
+        let released = held.with_value(|held| held.as_ref().is_none_or(|sentinel| browser::flag(sentinel, "released")));
+        if browser::string(&document(), "visibilityState") == "visible" && released {
+            take();
+        } else if released {
+            let _ = state.try_set("released");
+        }
+    });
+    let shown = StoredValue::new_local(Some(shown));
+    on_cleanup(move || {
+        shown.try_update_value(Option::take);
+        if let Some(Some(sentinel)) = held.try_update_value(Option::take) {
+            let _ = browser::call(&sentinel, "release", &[]);
+        }
+    });
+    state
+}
+
+/// `seconds` as a call timer shows them: `m:ss`, or `h:mm:ss` from an hour on.
+fn clock(seconds: u64) -> String {
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if hours > 0 { format!("{hours}:{minutes:02}:{seconds:02}") } else { format!("{minutes}:{seconds:02}") }
 }
 
 /// Our own microphone's level, so a person sees it hears them.
@@ -545,7 +621,8 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
         >
             <span class="avatar" aria-hidden="true">{peer.id.0}</span>
             <span class="name">{move || format!("{} {}", text().guest, peer.id)}</span>
-            <span class="meter" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow=move || fixed(level(), 2)>
+            <span class="meter" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow=move || fixed(level(), 2)
+                aria-label=move || format!("{} {}: {}", text().guest, peer.id, text().voice_level)>
                 <span class="meter-fill" style:width=move || meter_width(level())></span>
             </span>
             <span
@@ -587,6 +664,13 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
                     <Row label=|t| t.concealment value=move || format!("{} %", fixed(quality.with(|q| q.concealment_pct), 1)) />
                     <Row label=|t| t.path value=move || path_label(peer.stats.with(|s| s.path)) />
                 </dl>
+                {move || peer.verification.get().map(|code| view! {
+                    <p class="verify">
+                        {move || text().verification_code} ": "
+                        <strong data-testid="verification-code" data-peer-id=peer.id.0>{code}</strong>
+                    </p>
+                    <p>{move || text().verification_explained}</p>
+                })}
             </details>
             <Show when=move || peer.showing_video.get()>
                 <RemoteVideo stream=peer.video />
@@ -710,7 +794,16 @@ fn fixed(x: f64, digits: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::fixed;
+    use super::{clock, fixed};
+
+    #[test]
+    fn the_call_timer_reads_like_a_phones() {
+        assert_eq!(clock(0), "0:00");
+        assert_eq!(clock(65), "1:05");
+        assert_eq!(clock(3599), "59:59");
+        assert_eq!(clock(3600), "1:00:00");
+        assert_eq!(clock(36_061), "10:01:01");
+    }
 
     #[test]
     fn fixed_writes_what_format_writes() {

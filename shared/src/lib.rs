@@ -14,6 +14,7 @@
 //! - [`engine`]: the call engine, sans I/O: events in, commands out.
 //! - [`call`]: the one call state shown to the user, derived from the links to each peer.
 //! - [`stats`]: what `getStats` says of a link: audio levels, the network path.
+//! - [`verify`]: the verification code two people compare to know nobody is in between.
 
 pub mod agent;
 pub mod backoff;
@@ -24,3 +25,4 @@ pub mod negotiation;
 pub mod protocol;
 pub mod room;
 pub mod stats;
+pub mod verify;

@@ -503,6 +503,11 @@ impl Engine {
         }
     }
 
+    /// The room this call is in.
+    pub fn room(&self) -> &RoomId {
+        &self.room
+    }
+
     /// Takes what the page must do now, in order.
     pub fn commands(&mut self) -> Vec<Command> {
         std::mem::take(&mut self.out)
