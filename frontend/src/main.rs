@@ -13,9 +13,10 @@ fn main() {
     leptos::mount::mount_to_body(frontend::App);
     // Its button worked before the app ran: index.html remembered which one was tapped
     // (`data-boot-tap`, the `data-testid` of the app's own). The app's button does it now.
-    let window = leptos::prelude::window();
-    let tapped = js_sys::Reflect::get(&window, &"__bootTap".into()).ok().and_then(|tap| tap.as_string());
-    let button = tapped.and_then(|tap| document.query_selector(&format!("[data-testid=\"{tap}\"]")).ok().flatten());
+    let tapped = frontend::browser::string(&leptos::prelude::window(), "__bootTap");
+    let button = Some(tapped)
+        .filter(|tap| !tap.is_empty())
+        .and_then(|tap| document.query_selector(&format!("[data-testid=\"{tap}\"]")).ok().flatten());
     match button.and_then(|button| button.dyn_into::<web_sys::HtmlElement>().ok()) {
         Some(button) => button.click(),
         None => frontend::media::release_early_microphone(),
