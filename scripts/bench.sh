@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The relay next to peerjs-server (npm `peer`, run with this machine's Node.js), in one
-# run, on loopback: builds the release relay and the load generator, installs peer if
-# missing, raises the open-file limit, and prints a table of figures and ratios.
+# run, on loopback, with two relays sharing rooms through Redis beside them: builds the
+# release relay and the load generator, installs peer and redis-server if missing, raises
+# the open-file limit, and prints a table of figures and ratios.
 # Options go to the generator: bash scripts/bench.sh --active 2000 --rate 20 --seconds 10
+# (--servers relay,relays,peerjs chooses which run).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 PEER_VERSION=1.0.2
 if [ ! -f "$TOOLS/node_modules/peer/dist/bin/peerjs.js" ]; then
@@ -10,6 +12,7 @@ if [ ! -f "$TOOLS/node_modules/peer/dist/bin/peerjs.js" ]; then
   say "installing peer $PEER_VERSION (peerjs-server) into $TOOLS"
   npm install --silent --no-audit --no-fund --prefix "$TOOLS" "peer@$PEER_VERSION" >/dev/null
 fi
+command -v redis-server >/dev/null || ensure_apt redis-server
 say "building the release relay and the load generator"
 cargo build "${SHIPPED_BUILD[@]}" -q -p relay -p bench --bin relay --bin bench
 ulimit -n "$(ulimit -Hn)"

@@ -71,7 +71,8 @@ ensure_frontend_tools() {
 # Firefox and its WebDriver: Debian's firefox-esr, geckodriver from crates.io.
 ensure_firefox() {
   ensure_apt firefox-esr
-  if ! geckodriver --version 2>/dev/null | grep -q '^geckodriver 0\.37\.0'; then
+  # Without -q, grep reads it all: under pipefail, -q stopping early breaks geckodriver's pipe.
+  if ! geckodriver --version 2>/dev/null | grep '^geckodriver 0\.37\.0' >/dev/null; then
     say "installing geckodriver 0.37.0 (a minute, once)"
     cargo install geckodriver --version 0.37.0 --locked
   fi
@@ -151,7 +152,7 @@ check_first_load_budget() {
 # loopback and none at all without an interface and a default route. Falls back to the
 # host's namespace, with a note, where namespaces cannot be made (not root, no iproute2).
 in_loopback_namespace() {
-  local ns=linkcall-e2e
+  local ns=${LINKCALL_NS:-linkcall-e2e}
   if ip netns list 2>/dev/null | grep -qw "$ns" || as_root ip netns add "$ns" 2>/dev/null; then
     local inside=(as_root ip netns exec "$ns")
     "${inside[@]}" ip link set lo up

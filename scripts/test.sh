@@ -7,8 +7,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 # Every Debian package at once (one `apt-get update` on a new machine); the ensure_*
 # steps below then find theirs there. fonts-wqy-microhei: the Chinese UI's screenshots need
 # a CJK font (phones have one). systemd: `systemd-analyze verify` checks the deploy unit.
+# redis-server, haproxy: relay/tests/cluster.rs starts its own on free ports (a service
+# either package may start is not used).
 ensure_apt chromium chromium-driver coturn iproute2 nftables ca-certificates fonts-wqy-microhei systemd \
-  firefox-esr webkit2gtk-driver xvfb python3 python3-venv
+  firefox-esr webkit2gtk-driver xvfb python3 python3-venv redis-server haproxy
 ensure_firefox
 ensure_webkit
 ensure_python_peer

@@ -2,7 +2,12 @@
 //! ratios and asserts nothing. `bash scripts/bench.sh` builds and installs what it needs
 //! and runs it.
 //!
-//! `bench [--idle 1000,10000] [--active 2000] [--rate 20] [--seconds 10]`
+//! `bench [--servers relay,relays,peerjs] [--idle 1000,10000] [--active 2000] [--rate 20] [--seconds 10]`
+//!
+//! The servers: `relay` (one relay, rooms in memory), `relays` (two relays sharing rooms
+//! through a `redis-server`, issue 15: socket `n` goes to relay `n % 2`, so every pair
+//! spans the two and every message crosses Redis; all three processes share the server's
+//! one core, and their memory and CPU are summed), `peerjs` (peerjs-server).
 //!
 //! For each server, started fresh as its own process on loopback:
 //! - idle: opens sockets that join rooms of two and sit still; the server's resident memory
@@ -45,6 +50,7 @@ const OFFER_PAD: usize = 3_000;
 const WINDOW: u64 = 4;
 
 struct Options {
+    servers: Vec<Server>,
     idle: Vec<usize>,
     active: usize,
     rate: u32,
@@ -59,8 +65,8 @@ async fn main() -> Result<(), BoxError> {
     if (limit as usize) < most + 100 {
         return Err(format!("the open-file limit is {limit}; {most} sockets need more (ulimit -n)").into());
     }
-    let mut figures = [Vec::new(), Vec::new()];
-    for (server, figures) in [Server::Relay, Server::PeerJs].into_iter().zip(&mut figures) {
+    let mut figures = vec![Vec::new(); options.servers.len()];
+    for (&server, figures) in options.servers.iter().zip(&mut figures) {
         println!("== {}", server.name());
         let process = ServerProcess::start(server).await?;
         let base = process.rss_kib()?;
@@ -69,7 +75,7 @@ async fn main() -> Result<(), BoxError> {
         for &count in &options.idle {
             let started = Instant::now();
             let from = sockets.len();
-            sockets.extend(open(server, process.port, from..count).await?);
+            sockets.extend(open(server, &process.ports, from..count).await?);
             let rate = (count - from) as f64 / started.elapsed().as_secs_f64();
             tokio::time::sleep(Duration::from_secs(2)).await;
             let per_socket = process.rss_kib()?.saturating_sub(base) as f64 / count as f64;
@@ -107,23 +113,33 @@ async fn main() -> Result<(), BoxError> {
         figures.push((format!("most relayed messages/s at {active} active"), most.per_second));
         figures.push(("server CPU at the most (% of a core)".to_owned(), most.cpu * 100.0));
     }
-    let [ours, theirs] = figures;
+    let names: Vec<&str> = options.servers.iter().map(|server| server.name()).collect();
     println!();
-    println!("| figure | relay | peerjs-server | relay / peerjs |");
-    println!("| --- | ---: | ---: | ---: |");
-    for ((name, a), (_, b)) in ours.into_iter().zip(theirs) {
-        let ratio = if b > 0.0 { format!("{:.2}", a / b) } else { "-".into() };
-        println!("| {name} | {a:.2} | {b:.2} | {ratio} |");
+    println!("| figure | {} | {} / {} |", names.join(" | "), names[0], names.last().unwrap_or(&"-"));
+    println!("| --- |{} ---: |", " ---: |".repeat(names.len()));
+    for (row, (name, first)) in figures[0].iter().enumerate() {
+        let values: Vec<f64> = figures.iter().map(|column| column.get(row).map_or(0.0, |(_, value)| *value)).collect();
+        let last = values.last().copied().unwrap_or(0.0);
+        let ratio = if last > 0.0 { format!("{:.2}", first / last) } else { "-".into() };
+        let cells: Vec<String> = values.iter().map(|value| format!("{value:.2}")).collect();
+        println!("| {name} | {} | {ratio} |", cells.join(" | "));
     }
     Ok(())
 }
 
 fn parse(args: Vec<String>) -> Result<Options, BoxError> {
-    let mut options = Options { idle: vec![1_000, 10_000], active: 2_000, rate: 20, seconds: 10 };
+    let mut options = Options {
+        servers: vec![Server::Relay, Server::Relays, Server::PeerJs],
+        idle: vec![1_000, 10_000],
+        active: 2_000,
+        rate: 20,
+        seconds: 10,
+    };
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
         match flag.as_str() {
+            "--servers" => options.servers = value.split(',').map(Server::parse).collect::<Result<_, _>>()?,
             "--idle" => options.idle = value.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--active" => options.active = value.parse()?,
             "--rate" => options.rate = value.parse()?,
@@ -131,16 +147,22 @@ fn parse(args: Vec<String>) -> Result<Options, BoxError> {
             _ => return Err(format!("unknown option {flag}; see the top of e2e/src/bin/bench.rs").into()),
         }
     }
+    if options.servers.is_empty() {
+        return Err("--servers names none".into());
+    }
     if options.active % 2 == 1 {
         options.active += 1;
     }
     Ok(options)
 }
 
-/// The two servers, and how each is spoken to.
+/// The servers, and how each is spoken to.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Server {
+    /// One relay, rooms in memory.
     Relay,
+    /// Two relays sharing rooms through Redis.
+    Relays,
     PeerJs,
 }
 
@@ -148,15 +170,26 @@ impl Server {
     fn name(self) -> &'static str {
         match self {
             Self::Relay => "relay",
+            Self::Relays => "2 relays + Redis",
             Self::PeerJs => "peerjs-server",
         }
     }
 
-    /// Socket `n` connects and enters the pair `n / 2`.
-    async fn connect(self, port: u16, n: usize) -> Result<Socket, BoxError> {
+    fn parse(name: &str) -> Result<Self, BoxError> {
+        match name {
+            "relay" => Ok(Self::Relay),
+            "relays" => Ok(Self::Relays),
+            "peerjs" => Ok(Self::PeerJs),
+            _ => Err(format!("unknown server {name}: relay, relays or peerjs").into()),
+        }
+    }
+
+    /// Socket `n` connects to one of `ports` (by turns) and enters the pair `n / 2`.
+    async fn connect(self, ports: &[u16], n: usize) -> Result<Socket, BoxError> {
         use shared::protocol::ServerMessage;
+        let port = ports[n % ports.len()];
         let (mut socket, expect) = match self {
-            Self::Relay => {
+            Self::Relay | Self::Relays => {
                 let (mut socket, _) = connect_async(format!("ws://127.0.0.1:{port}/ws")).await?;
                 let join = ClientMessage::Join { version: PROTOCOL_VERSION, room: pair_room(n / 2), resume: None };
                 socket.send(Message::text(join.encode())).await?;
@@ -185,7 +218,7 @@ impl Server {
         let body = format!("@{STAMP}@{}", "x".repeat(pad));
         match self {
             // A fresh room of two holds peers 1 and 2.
-            Self::Relay => {
+            Self::Relay | Self::Relays => {
                 let to = PeerId(3 - id.map_or(1, |id| id.0));
                 let signal = if pad == OFFER_PAD {
                     Signal::Offer { sdp: body }
@@ -239,9 +272,9 @@ fn pair_room(pair: usize) -> String {
     RoomId::from_random(bytes).to_string()
 }
 
-async fn open(server: Server, port: u16, range: std::ops::Range<usize>) -> Result<Vec<Socket>, BoxError> {
+async fn open(server: Server, ports: &[u16], range: std::ops::Range<usize>) -> Result<Vec<Socket>, BoxError> {
     stream::iter(range)
-        .map(|n| server.connect(port, n))
+        .map(|n| server.connect(ports, n))
         .buffer_unordered(CONCURRENT_CONNECTS)
         .collect::<Vec<_>>()
         .await
@@ -296,7 +329,7 @@ fn latency(text: &str, epoch: Instant, since: Duration) -> Option<u64> {
 
 /// The steady load: every socket sends `--rate` messages a second, each at its own phase.
 async fn active(server: Server, process: &ServerProcess, options: &Options) -> Result<Run, BoxError> {
-    let sockets = open(server, process.port, 0..options.active).await?;
+    let sockets = open(server, &process.ports, 0..options.active).await?;
     let epoch = Instant::now();
     let span = Duration::from_secs(options.seconds);
     let period = Duration::from_secs_f64(1.0 / f64::from(options.rate.max(1)));
@@ -338,7 +371,7 @@ async fn active(server: Server, process: &ServerProcess, options: &Options) -> R
 /// partner and answers each one it receives at once, so the server sets the pace. Counted
 /// over `--seconds` after a second of warm-up.
 async fn saturate(server: Server, process: &ServerProcess, options: &Options) -> Result<Run, BoxError> {
-    let sockets = open(server, process.port, 0..options.active).await?;
+    let sockets = open(server, &process.ports, 0..options.active).await?;
     let epoch = Instant::now();
     let warm = Duration::from_secs(1);
     let span = Duration::from_secs(options.seconds);
@@ -365,88 +398,142 @@ async fn saturate(server: Server, process: &ServerProcess, options: &Options) ->
     Run::measure(process, tokio::time::Instant::from_std(epoch) + warm, span, tasks).await
 }
 
-/// A server as its own process on a free loopback port. Killed on drop.
+/// A server as its own processes on free loopback ports (the sockets' ports, and for the
+/// relays their Redis). Killed on drop.
 struct ServerProcess {
-    port: u16,
-    process: Child,
+    ports: Vec<u16>,
+    processes: Vec<Child>,
 }
 
 impl ServerProcess {
     async fn start(server: Server) -> Result<Self, BoxError> {
-        let port = e2e::free_port().await?;
-        let (program, args): (std::ffi::OsString, Vec<String>) = match server {
+        match server {
             Server::Relay => {
-                // scripts/bench.sh builds the relay as it ships, beside this binary.
-                let binary = std::env::current_exe()?.with_file_name("relay");
-                if !binary.is_file() {
-                    return Err(format!("no {}: run `bash scripts/bench.sh`", binary.display()).into());
-                }
-                // Every socket comes from 127.0.0.1, and the load is the point: lift the
-                // per-address and per-socket limits. Pings are spaced out because idle
-                // sockets here do not read, and so would not answer them.
-                let args = [
-                    "--port",
-                    &port.to_string(),
-                    "--room-capacity",
-                    "2",
-                    "--sockets-per-ip",
-                    "1000000",
-                    "--rooms-per-ip",
-                    "1000000",
-                    "--messages-per-second",
-                    "100000",
-                    "--message-burst",
-                    "100000",
-                    "--ping-interval",
-                    "10m",
-                    "--idle-timeout",
-                    "20m",
-                ];
-                (binary.into(), args.map(String::from).to_vec())
+                let (port, relay) = relay(&[]).await?;
+                Ok(Self { ports: vec![port], processes: vec![relay] })
+            }
+            Server::Relays => {
+                let redis_port = e2e::free_port().await?;
+                let redis = on_server_core(
+                    "redis-server".as_ref(),
+                    &[
+                        "--port",
+                        &redis_port.to_string(),
+                        "--bind",
+                        "127.0.0.1",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        // As deploy/compose.scaled.yaml: a relay is a subscriber that may
+                        // fall behind for a moment under load; Redis's default cuts it off
+                        // past 8 MB for a minute.
+                        "--client-output-buffer-limit",
+                        "pubsub 256mb 64mb 60",
+                    ],
+                )?;
+                e2e::wait_for_port(redis_port, "redis-server").await?;
+                let url = format!("redis://127.0.0.1:{redis_port}");
+                let (north_port, north) = relay(&["--redis-url", &url]).await?;
+                let (south_port, south) = relay(&["--redis-url", &url]).await?;
+                Ok(Self { ports: vec![north_port, south_port], processes: vec![redis, north, south] })
             }
             Server::PeerJs => {
+                let port = e2e::free_port().await?;
                 let script = std::env::var("PEERJS")
                     .map_err(|_| "set PEERJS to peer's dist/bin/peerjs.js (scripts/bench.sh does)")?;
-                let args =
-                    [&script, "--port", &port.to_string(), "--host", "127.0.0.1", "--concurrent_limit", "1000000"];
-                ("node".into(), args.map(String::from).to_vec())
+                let port_text = port.to_string();
+                let args = [&script, "--port", &port_text, "--host", "127.0.0.1", "--concurrent_limit", "1000000"];
+                let process = on_server_core("node".as_ref(), &args)?;
+                e2e::wait_for_port(port, server.name()).await?;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                Ok(Self { ports: vec![port], processes: vec![process] })
             }
-        };
-        // The generator runs on CPU 0 (scripts/bench.sh pins it); the server under test
-        // gets CPU 1 to itself, so neither steals the other's time. peerjs-server is one
-        // Node.js thread; the relay gets the same single core.
-        let process = Command::new("taskset")
-            .arg("-c")
-            .arg("1")
-            .arg(program)
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        e2e::wait_for_port(port, server.name()).await?;
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        Ok(Self { port, process })
+        }
+    }
+
+    /// The processes' ids.
+    fn pids(&self) -> Result<Vec<u32>, BoxError> {
+        self.processes.iter().map(|process| process.id().ok_or_else(|| "the server exited".into())).collect()
     }
 
     /// CPU time used so far by all the server's threads, from `/proc/<pid>/task/*/schedstat`
     /// (nanoseconds on the CPU, first field).
     fn cpu_seconds(&self) -> Result<f64, BoxError> {
-        let pid = self.process.id().ok_or("the server exited")?;
         let mut nanos = 0u64;
-        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
-            // A thread that ended since the listing has no file any more; it is not counted.
-            let Ok(schedstat) = std::fs::read_to_string(task?.path().join("schedstat")) else { continue };
-            nanos += schedstat.split_whitespace().next().ok_or("empty schedstat")?.parse::<u64>()?;
+        for pid in self.pids()? {
+            for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+                // A thread that ended since the listing has no file any more; not counted.
+                let Ok(schedstat) = std::fs::read_to_string(task?.path().join("schedstat")) else { continue };
+                nanos += schedstat.split_whitespace().next().ok_or("empty schedstat")?.parse::<u64>()?;
+            }
         }
         Ok(nanos as f64 / 1e9)
     }
 
     /// Resident set size, from `/proc/<pid>/status`.
     fn rss_kib(&self) -> Result<u64, BoxError> {
-        let pid = self.process.id().ok_or("the server exited")?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or("no VmRSS")?;
-        Ok(line.split_whitespace().nth(1).ok_or("malformed VmRSS")?.parse()?)
+        let mut kib = 0;
+        for pid in self.pids()? {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+            let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or("no VmRSS")?;
+            kib += line.split_whitespace().nth(1).ok_or("malformed VmRSS")?.parse::<u64>()?;
+        }
+        Ok(kib)
     }
+}
+
+/// Starts the relay as it ships on a free port, with `extra` flags; its port and process.
+async fn relay(extra: &[&str]) -> Result<(u16, Child), BoxError> {
+    let port = e2e::free_port().await?;
+    // scripts/bench.sh builds the relay as it ships, beside this binary.
+    let binary = std::env::current_exe()?.with_file_name("relay");
+    if !binary.is_file() {
+        return Err(format!("no {}: run `bash scripts/bench.sh`", binary.display()).into());
+    }
+    // Every socket comes from 127.0.0.1, and the load is the point: lift the per-address
+    // and per-socket limits. Pings are spaced out because idle sockets here do not read,
+    // and so would not answer them.
+    let port_text = port.to_string();
+    let mut args = vec![
+        "--port",
+        &port_text,
+        "--room-capacity",
+        "2",
+        "--sockets-per-ip",
+        "1000000",
+        "--rooms-per-ip",
+        "1000000",
+        "--connections-per-ip",
+        "1000000",
+        "--messages-per-second",
+        "100000",
+        "--message-burst",
+        "100000",
+        "--ping-interval",
+        "10m",
+        "--idle-timeout",
+        "20m",
+    ];
+    args.extend_from_slice(extra);
+    let process = on_server_core(binary.as_os_str(), &args)?;
+    e2e::wait_for_port(port, "relay").await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    Ok((port, process))
+}
+
+/// Runs `program` on CPU 1. The generator runs on CPU 0 (scripts/bench.sh pins it); the
+/// server under test gets CPU 1 to itself, so neither steals the other's time.
+/// peerjs-server is one Node.js thread; the relay gets the same single core (and two
+/// relays with their Redis share it).
+fn on_server_core(program: &std::ffi::OsStr, args: &[&str]) -> Result<Child, BoxError> {
+    Ok(Command::new("taskset")
+        .arg("-c")
+        .arg("1")
+        .arg(program)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?)
 }

@@ -104,6 +104,14 @@ impl Browser {
         Ok(self.element(id).await?.prop("value").await?.unwrap_or_default())
     }
 
+    /// Types `text` into the input `data-testid=id` in place of what it held, then presses
+    /// Enter (which commits a field's change).
+    pub async fn type_into(&self, id: &str, text: &str) -> Result<()> {
+        let input = self.element(id).await?;
+        input.clear().await?;
+        Ok(input.send_keys(&format!("{text}\u{E007}")).await?)
+    }
+
     /// The call state shown (`data-state` of `call-state`).
     pub async fn call_state(&self) -> Result<String> {
         Ok(self.attr("call-state", "data-state").await?.unwrap_or_default())

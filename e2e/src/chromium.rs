@@ -80,7 +80,19 @@ impl ChromeDriver {
             "goog:chromeOptions": options,
             "goog:loggingPrefs": { "performance": "ALL", "browser": "ALL" },
         });
-        Ok(Browser::new(session(&self.url, capabilities).await?, data))
+        Ok(Browser::new(session(&self.url, capabilities).await?, Running(data)))
+    }
+}
+
+/// A Chromium's profile folder. Dropping it kills every process of that Chromium (each
+/// carries the folder in its command line): a test that fails before closing its browsers
+/// must not leave their call running, and eating the cores, through the tests after it.
+struct Running(tempfile::TempDir);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let flag = format!("--user-data-dir={}", self.0.path().display());
+        let _ = std::process::Command::new("pkill").args(["-KILL", "-f", "--", &flag]).status();
     }
 }
 

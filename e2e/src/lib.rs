@@ -409,14 +409,31 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<bool>>,
 {
+    poll(what, || {
+        let holds = test();
+        async move { Ok(if holds.await? { Ok(()) } else { Err(String::new()) }) }
+    })
+    .await
+}
+
+/// Polls `test` until it gives a value (`Ok`), or fails after [`PATIENCE`] saying `what`
+/// never happened and what the test saw last (its last `Err`, if it said anything).
+pub async fn poll<T, F, Fut>(what: &str, mut test: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<std::result::Result<T, String>>>,
+{
     let start = Instant::now();
+    let mut last = String::new();
     while start.elapsed() < PATIENCE {
-        if test().await? {
-            return Ok(());
+        match test().await? {
+            Ok(value) => return Ok(value),
+            Err(seen) => last = seen,
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(Error::Timeout { what: what.into(), after: PATIENCE })
+    let what = if last.is_empty() { what.to_owned() } else { format!("{what} (last seen: {last})") };
+    Err(Error::Timeout { what, after: PATIENCE })
 }
 
 /// Ana opens the app, creates a room and joins; once she is waiting in it, returns the

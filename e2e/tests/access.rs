@@ -58,7 +58,8 @@ async fn axe_finds_nothing_serious_on_the_home_page_the_room_page_and_the_call()
     meet(&relay, &ana, &bo).await?;
     bo.wait_state("connected").await?;
     ana.wait_state("connected").await?;
-    // The details panel open, with its figures and the security code.
+    // The chat panel and the details panel open, with its figures and the security code.
+    ana.click("chat-toggle").await?;
     ana.script("document.querySelectorAll('details').forEach(d => d.open = true); return null;").await?;
     found.extend(violations(&ana, &axe).await?.into_iter().map(|v| format!("call: {v}")));
     bo.click("leave").await?;

@@ -38,7 +38,12 @@ pub async fn call_async(object: &JsValue, method: &str, args: &[&JsValue]) -> Re
 
 /// Whether the global object has `name` (feature detection).
 pub fn has_global(name: &str) -> bool {
-    Reflect::has(&js_sys::global(), &name.into()).unwrap_or(false)
+    has(&js_sys::global(), name)
+}
+
+/// Whether `object` has `name`, its own or inherited (feature detection).
+pub fn has(object: &JsValue, name: &str) -> bool {
+    Reflect::has(object, &name.into()).unwrap_or(false)
 }
 
 /// Puts `text` on the clipboard. The async Clipboard API is only exposed by web-sys behind
@@ -51,7 +56,7 @@ pub async fn copy_text(text: &str) -> Result<(), JsValue> {
 
 /// Whether the browser has a share sheet (`navigator.share`): phones mostly do.
 pub fn can_share() -> bool {
-    web_sys::window().is_some_and(|w| Reflect::has(&w.navigator(), &"share".into()).unwrap_or(false))
+    web_sys::window().is_some_and(|w| has(&w.navigator(), "share"))
 }
 
 /// Opens the system's share sheet with `url` (the chat apps are in it). Reached by name:
@@ -62,4 +67,10 @@ pub async fn share(title: &str, url: &str) -> Result<(), JsValue> {
     Reflect::set(&data, &"title".into(), &title.into())?;
     Reflect::set(&data, &"url".into(), &url.into())?;
     call_async(&navigator, "share", &[&data]).await.map(drop)
+}
+
+/// Whether the page is hidden (another tab in front, the app in the background, the screen
+/// off).
+pub fn hidden() -> bool {
+    web_sys::window().and_then(|w| w.document()).is_some_and(|d| string(&d, "visibilityState") == "hidden")
 }

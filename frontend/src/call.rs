@@ -8,6 +8,10 @@
 //! Besides the engine's view, the driver shows what only the browser knows: our
 //! microphone's level and settings, our camera's stream, the device lists, and each link's
 //! statistics, read once a second and fed to the bitrate controllers.
+//!
+//! It also carries what people say to each other on each connection's data channel
+//! ([`shared::chat`]): who we are (our name, set on the room page) and the chat, whose log
+//! decides what is delivered and what is unread.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, VecDeque};
@@ -19,6 +23,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use leptos::wasm_split::SplitLoaderError;
 use shared::call::{CallState, Link, Session, call_state};
+use shared::chat::{ChatLog, PeerMessage, Presence};
 use shared::engine::{Command, Conn, DeviceKind, Engine, Ice, Input, Request};
 use shared::protocol::CLOSE_RESUMING;
 use shared::room::{PeerId, RoomId};
@@ -46,16 +51,26 @@ pub struct CallView {
     pub peers: RwSignal<Vec<PeerView>>,
     /// Whether our microphone is muted.
     pub muted: RwSignal<bool>,
+    /// Whether we only listen: in the call without a microphone.
+    pub listening: RwSignal<bool>,
     /// Why the call stopped, while [`Session::Failed`].
     pub error: RwSignal<Option<CallError>>,
     /// Someone left and nobody else is here: say so, and that they can come back.
     pub peer_left: RwSignal<bool>,
+    /// The relay cannot seat us just now; the engine tries again ([`shared::engine::View::busy`]).
+    pub busy: RwSignal<bool>,
+    /// How many came into the room after us, and left it ([`shared::engine::View::comings`]).
+    pub comings: RwSignal<u32>,
+    /// See [`CallView::comings`].
+    pub goings: RwSignal<u32>,
     /// The voice processing the browser actually applied to our microphone.
     pub mic: RwSignal<Option<MicSettings>>,
     /// The level our microphone hears, 0 to 1 (0 while muted).
     pub mic_level: RwSignal<f64>,
     /// Whether the person wants the camera on (the toggle shows this at once).
     pub camera_on: RwSignal<bool>,
+    /// Whether the person shares the screen (the toggle shows this at once).
+    pub sharing: RwSignal<bool>,
     /// Our camera, once it is running (the local preview shows it).
     pub camera: RwSignal<Option<MediaStream>, LocalStorage>,
     /// Why the camera did not start, or a device change failed; the call goes on.
@@ -70,6 +85,12 @@ pub struct CallView {
     pub camera_device: RwSignal<Option<String>>,
     /// Whether the call's code has loaded and runs (see [`Call`]).
     pub running: RwSignal<bool>,
+    /// The name the others see for us, cleaned ([`shared::chat::clean_name`]); none:
+    /// "Guest N". Set on the room page, before or during the call: the driver tells every
+    /// peer when it changes.
+    pub name: RwSignal<Option<String>>,
+    /// The chat: the messages, which of ours were delivered, and what is unread.
+    pub chat: RwSignal<ChatLog>,
 }
 
 impl CallView {
@@ -78,11 +99,16 @@ impl CallView {
             session: RwSignal::new(Session::Idle),
             peers: RwSignal::new(Vec::new()),
             muted: RwSignal::new(false),
+            listening: RwSignal::new(false),
             error: RwSignal::new(None),
             peer_left: RwSignal::new(false),
+            busy: RwSignal::new(false),
+            comings: RwSignal::new(0),
+            goings: RwSignal::new(0),
             mic: RwSignal::new(None),
             mic_level: RwSignal::new(0.0),
             camera_on: RwSignal::new(false),
+            sharing: RwSignal::new(false),
             camera: RwSignal::new_local(None),
             device_error: RwSignal::new(None),
             microphones: RwSignal::new(Vec::new()),
@@ -90,6 +116,8 @@ impl CallView {
             microphone_device: RwSignal::new(None),
             camera_device: RwSignal::new(None),
             running: RwSignal::new(false),
+            name: RwSignal::new(None),
+            chat: RwSignal::new(ChatLog::default()),
         }
     }
 
@@ -146,6 +174,8 @@ enum Order {
     Click(Input, Option<MeterContext>),
     /// Any other input.
     Feed(Input),
+    /// A chat message to send to everyone in the room.
+    Chat(String),
     /// The page is going away: leave, and touch no signal.
     Dispose,
 }
@@ -171,6 +201,19 @@ impl Call {
     /// Opens the microphone and joins the room. Call it from a click: phones unlock the
     /// microphone and audio playback only in a user gesture.
     pub fn join(&self) {
+        self.enter(Input::Join);
+    }
+
+    /// Joins the room without a microphone, only to listen; [`Call::set_muted`]`(false)`
+    /// turns the microphone on later. Call it from a click, like [`Call::join`].
+    pub fn listen(&self) {
+        self.enter(Input::Listen);
+    }
+
+    /// Joins with `input` ([`Input::Join`] or [`Input::Listen`]), leaving when the page
+    /// goes away. The chimes' audio context starts in this tap (see [`media::speakers`]).
+    fn enter(&self, input: Input) {
+        media::speakers();
         if self.inner.pagehide.borrow().is_none() {
             let weak = Rc::downgrade(&self.inner);
             let pagehide = EventListener::new(&window(), "pagehide", move |_| {
@@ -180,7 +223,7 @@ impl Call {
             });
             *self.inner.pagehide.borrow_mut() = Some(pagehide);
         }
-        self.click(Input::Join);
+        self.click(input);
     }
 
     /// Opens the microphone before joining, so the person can see the meter move; joining
@@ -190,15 +233,26 @@ impl Call {
     }
 
     /// Mutes or unmutes our microphone. The track stays and sends silence, so unmuting is
-    /// instant and needs no renegotiation.
+    /// instant and needs no renegotiation. A listener's unmute opens the microphone: call
+    /// it from a click.
     pub fn set_muted(&self, muted: bool) {
-        self.order(Order::Feed(Input::Mute(muted)));
+        if !muted && self.inner.view.listening.get_untracked() {
+            self.click(Input::Mute(false));
+        } else {
+            self.order(Order::Feed(Input::Mute(muted)));
+        }
     }
 
     /// Turns our camera on or off, mid-call, without touching the audio. Off stops the
     /// camera track, which releases the device.
     pub fn set_camera(&self, on: bool) {
         self.order(Order::Feed(Input::Camera(on)));
+    }
+
+    /// Shares the screen (the browser asks which) in place of the camera's picture, or
+    /// stops. Call it from a click: the browser asks only in a user gesture.
+    pub fn set_sharing(&self, on: bool) {
+        self.order(Order::Feed(Input::Screen(on)));
     }
 
     /// Switches to the microphone `device`, mid-call too: the new track replaces the old
@@ -211,6 +265,12 @@ impl Call {
     /// Switches to the camera `device`; if the camera is on, it restarts on that device.
     pub fn choose_camera(&self, device: String) {
         self.order(Order::Feed(Input::Pick(DeviceKind::Camera, device)));
+    }
+
+    /// Sends the chat message `text` to everyone in the room, on each connection's data
+    /// channel.
+    pub fn send_chat(&self, text: String) {
+        self.order(Order::Chat(text));
     }
 
     /// Leaves the room, closes every connection and releases the microphone and camera.
@@ -228,7 +288,7 @@ impl Call {
     /// code (Join, Test microphone: both open the microphone) asks for the microphone at
     /// once, so the permission prompt overlaps the download.
     fn click(&self, input: Input) {
-        if matches!(*self.inner.driver.borrow(), Part::Unloaded) {
+        if matches!(*self.inner.driver.borrow(), Part::Unloaded) && input != Input::Listen {
             media::ask_microphone_early();
         }
         self.order(Order::Click(input, MicMeter::context()));
@@ -254,7 +314,7 @@ impl Call {
             }
             Part::Loading(waiting) => waiting.push(order),
             // Nothing to leave before the driver ever ran.
-            Part::Unloaded if matches!(order, Order::Dispose | Order::Feed(Input::Leave)) => {}
+            Part::Unloaded if matches!(order, Order::Dispose | Order::Feed(Input::Leave) | Order::Chat(_)) => {}
             Part::Unloaded => {
                 *part = Part::Loading(vec![order]);
                 drop(part);
@@ -316,9 +376,21 @@ fn start(room: RoomId, view: CallView, owner: Owner) -> Result<Started, SplitLoa
         stats: RefCell::new(None),
         timer: RefCell::new(None),
     });
+    // Whenever what we say about ourselves changes, every peer hears it (see
+    // `Driver::presence`).
+    let weak = Rc::downgrade(&driver);
+    driver.owner.with(|| {
+        Effect::new(move |_| {
+            view.name.track();
+            view.listening.track();
+            view.sharing.track();
+            with(&weak, |driver| driver.announce());
+        })
+    });
     let order = Rc::new(move |order| match order {
         Order::Click(input, context) => driver.click(input, context),
         Order::Feed(input) => driver.feed(input),
+        Order::Chat(text) => driver.send_chat(&text),
         Order::Dispose => {
             driver.disposed.set(true);
             driver.feed(Input::Leave);
@@ -361,6 +433,8 @@ struct Devices {
     microphone: Option<Request>,
     /// The camera in use.
     camera: Option<Request>,
+    /// The screen shared, and the browser's own "stop sharing" of it.
+    screen: Option<(Request, EventListener)>,
     /// The level meter on the microphone in use.
     meter: Option<MicMeter>,
     /// An audio context made in the tap being handled, for the meter of a microphone that
@@ -384,8 +458,14 @@ impl Devices {
         let request = match kind {
             DeviceKind::Microphone => self.microphone,
             DeviceKind::Camera => self.camera,
+            DeviceKind::Screen => self.screen.as_ref().map(|(request, _)| *request),
         }?;
         self.opened.get(&request)?.stream.clone()
+    }
+
+    /// The picture we send: the screen while shared, else the camera, if on.
+    fn picture(&self) -> Option<MediaStream> {
+        self.current(DeviceKind::Screen).or_else(|| self.current(DeviceKind::Camera))
     }
 }
 
@@ -512,7 +592,7 @@ impl Driver {
             let mut devices = self.devices.borrow_mut();
             let meter = match kind {
                 DeviceKind::Microphone => devices.click.take(),
-                DeviceKind::Camera => None,
+                DeviceKind::Camera | DeviceKind::Screen => None,
             };
             devices.opened.insert(request, Opening { kind, stream: None, meter });
         }
@@ -521,6 +601,7 @@ impl Driver {
             let (opened, track_kind) = match kind {
                 DeviceKind::Microphone => (media::open_microphone(device.as_deref()).await, "audio"),
                 DeviceKind::Camera => (media::open_camera(device.as_deref()).await, "video"),
+                DeviceKind::Screen => (media::open_screen().await, "video"),
             };
             let Some(driver) = weak.upgrade() else {
                 // The page is gone: release the device at once.
@@ -548,7 +629,7 @@ impl Driver {
         });
     }
 
-    fn use_device(&self, request: Request) {
+    fn use_device(self: &Rc<Self>, request: Request) {
         let mut devices = self.devices.borrow_mut();
         let Some(opening) = devices.opened.get_mut(&request) else { return };
         let Some(stream) = opening.stream.clone() else { return };
@@ -576,13 +657,28 @@ impl Driver {
             }
             DeviceKind::Camera => {
                 devices.camera = Some(request);
-                for peer in self.mesh.borrow().values().filter(|peer| peer.sending()) {
-                    peer.set_video(Some(&stream));
-                }
+                self.send_picture(&devices);
                 self.view.camera.set(Some(stream));
+            }
+            DeviceKind::Screen => {
+                let weak = Rc::downgrade(self);
+                let track: MediaStreamTrack = stream.get_video_tracks().get(0).unchecked_into();
+                let stopped = EventListener::once(&track, "ended", move |_| {
+                    with(&weak, |driver| driver.feed(Input::Screen(false)));
+                });
+                devices.screen = Some((request, stopped));
+                self.send_picture(&devices);
             }
         }
         self.refresh_devices();
+    }
+
+    /// Sends the picture (the screen shared, the camera, or none) on every connection.
+    fn send_picture(&self, devices: &Devices) {
+        let picture = devices.picture();
+        for peer in self.mesh.borrow().values().filter(|peer| peer.sending()) {
+            peer.set_video(picture.as_ref());
+        }
     }
 
     fn stop_device(&self, request: Request) {
@@ -599,10 +695,12 @@ impl Driver {
         }
         if devices.camera == Some(request) {
             devices.camera = None;
-            for peer in self.mesh.borrow().values().filter(|peer| peer.sending()) {
-                peer.set_video(None);
-            }
+            self.send_picture(&devices);
             self.view.camera.set(None);
+        }
+        if devices.screen.as_ref().is_some_and(|(shared, _)| *shared == request) {
+            devices.screen = None;
+            self.send_picture(&devices);
         }
     }
 
@@ -625,6 +723,8 @@ impl Driver {
                 PeerEvent::Connection(state) => Input::Connection { conn, state },
                 PeerEvent::DtlsFailed => Input::DtlsFailed { conn },
                 PeerEvent::NegotiationNeeded => Input::NegotiationNeeded { conn },
+                PeerEvent::ChannelOpen => return with(&weak, |driver| driver.greet(conn)),
+                PeerEvent::Message(message) => return with(&weak, |driver| driver.hear(conn, message)),
             };
             with(&weak, |driver| driver.feed(input));
         };
@@ -646,9 +746,9 @@ impl Driver {
     /// Puts our microphone and camera on `conn`, before its first description.
     fn start_sending(&self, conn: Conn) {
         let devices = self.devices.borrow();
-        let (microphone, camera) = (devices.current(DeviceKind::Microphone), devices.current(DeviceKind::Camera));
+        let (microphone, picture) = (devices.current(DeviceKind::Microphone), devices.picture());
         if let Some(peer) = self.mesh.borrow().get(&conn) {
-            peer.send(microphone.as_ref(), camera.as_ref());
+            peer.send(microphone.as_ref(), picture.as_ref());
         }
     }
 
@@ -681,6 +781,62 @@ impl Driver {
         });
     }
 
+    /// What we say about ourselves on every data channel: the one place that decides it.
+    /// Whatever it reads, the effect that calls [`Driver::announce`] (in `start`) tracks,
+    /// so that a change reaches every peer.
+    fn presence(&self) -> PeerMessage {
+        let name = self.view.name.try_get_untracked().flatten();
+        let listening = self.view.listening.try_get_untracked().unwrap_or_default();
+        let sharing = self.view.sharing.try_get_untracked().unwrap_or_default();
+        PeerMessage::Presence(Presence { name, listening, sharing })
+    }
+
+    /// Tells every peer who we are now.
+    fn announce(&self) {
+        let presence = self.presence();
+        for peer in self.mesh.borrow().values() {
+            peer.tell(&presence);
+        }
+    }
+
+    /// `conn`'s data channel opened: tell the peer who we are (before what waited for it).
+    fn greet(&self, conn: Conn) {
+        if let Some(peer) = self.mesh.borrow().get(&conn) {
+            peer.tell(&self.presence());
+        }
+    }
+
+    /// Sends our chat message `text` to everyone in the room now; the log counts it
+    /// delivered once each of them acknowledged it.
+    fn send_chat(&self, text: &str) {
+        let mesh = self.mesh.borrow();
+        let recipients = mesh.values().map(|peer| peer.view().id);
+        match self.view.chat.try_update(|log| log.send(text, recipients)) {
+            Some(Ok(message)) => mesh.values().for_each(|peer| peer.tell(&message)),
+            Some(Err(error)) => leptos::logging::warn!("chat message not sent: {error}"),
+            None => {}
+        }
+    }
+
+    /// The peer on `conn` said `message` on the data channel.
+    fn hear(&self, conn: Conn, message: PeerMessage) {
+        let mesh = self.mesh.borrow();
+        let Some(peer) = mesh.get(&conn).filter(|_| !self.disposed.get()) else { return };
+        let shown = peer.view();
+        match message {
+            PeerMessage::Presence(presence) => change(shown.presence, presence),
+            PeerMessage::Chat { id, text } => {
+                let name = shown.presence.with_untracked(|presence| presence.name.clone());
+                if let Some(ack) = self.view.chat.try_update(|log| log.receive(shown.id, name, id, text)) {
+                    peer.tell(&ack);
+                }
+            }
+            PeerMessage::Ack { id } => {
+                self.view.chat.update(|log| log.acknowledged(shown.id, id));
+            }
+        }
+    }
+
     /// Writes what the engine shows into the UI's signals, each only if it changed.
     fn show(&self) {
         if self.disposed.get() {
@@ -692,8 +848,13 @@ impl Driver {
         change(view.error, shown.failure.as_ref().map(CallError::from_failure));
         change(view.device_error, shown.device_failure.as_ref().map(CallError::from_device));
         change(view.peer_left, shown.peer_left);
+        change(view.busy, shown.busy);
+        change(view.comings, shown.comings);
+        change(view.goings, shown.goings);
         change(view.muted, shown.muted);
+        change(view.listening, shown.listening);
         change(view.camera_on, shown.camera_on);
+        change(view.sharing, shown.sharing);
         change(view.microphone_device, shown.microphone);
         change(view.camera_device, shown.camera);
         let mesh = self.mesh.borrow();

@@ -40,6 +40,8 @@ pub enum CallError {
     PeerUnreachable,
     /// The camera could not start (refused, missing, busy); the call goes on with voice.
     CameraUnavailable,
+    /// The screen could not be shared; the call goes on.
+    ScreenUnavailable,
     /// Anything else, with the browser's words for the console.
     Unexpected(String),
 }
@@ -60,6 +62,7 @@ impl CallError {
     pub fn from_device(failure: &DeviceFailure) -> Self {
         match failure.kind {
             DeviceKind::Camera => Self::CameraUnavailable,
+            DeviceKind::Screen => Self::ScreenUnavailable,
             DeviceKind::Microphone => Self::from_microphone(&failure.error),
         }
     }
@@ -109,6 +112,7 @@ impl CallError {
             Self::RelayBusy => (text.relay_busy, text.relay_busy_fix),
             Self::PeerUnreachable => (text.peer_unreachable, text.peer_unreachable_fix),
             Self::CameraUnavailable => (text.camera_unavailable, text.camera_unavailable_fix),
+            Self::ScreenUnavailable => (text.screen_unavailable, text.screen_unavailable_fix),
             Self::Unexpected(_) => (text.unexpected, text.unexpected_fix),
         }
     }
@@ -130,6 +134,7 @@ impl CallError {
             Self::RelayBusy => "relay_busy",
             Self::PeerUnreachable => "peer_unreachable",
             Self::CameraUnavailable => "camera_unavailable",
+            Self::ScreenUnavailable => "screen_unavailable",
             Self::Unexpected(_) => "unexpected",
         }
     }

@@ -8,6 +8,7 @@
 //!   its statistics and bitrates.
 //! - [`signaling`], [`media`], [`browser`]: the WebSocket, the microphone and small typed
 //!   doors into loosely typed browser APIs.
+//! - [`netcheck`]: the network check before joining: will a call get through from here?
 //! - [`ui`]: the pages; [`i18n`]: every string in English and Chinese; [`error`]: every
 //!   failure with its message and way forward.
 //!
@@ -19,6 +20,7 @@ pub mod call;
 pub mod error;
 pub mod i18n;
 pub mod media;
+pub mod netcheck;
 pub mod peer;
 pub mod signaling;
 pub mod ui;

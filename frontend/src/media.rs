@@ -30,6 +30,34 @@ pub async fn open_camera(device: Option<&str>) -> Result<MediaStream, DeviceErro
     get_user_media(constraints, "video", device).await
 }
 
+/// What we ask of the screen: the picture only, at most 1080p and 15 frames a second
+/// (text stays sharp; the uplink a camera would use).
+const SCREEN: &str = r#"{"audio": false, "video": {"height": {"max": 1080}, "frameRate": {"max": 15}}}"#;
+
+/// Whether this browser can share the screen: desktops (`getDisplayMedia`); phones have
+/// no such thing, or one that fails.
+pub fn can_share_screen() -> bool {
+    let devices = web_sys::window()
+        .and_then(|window| js_sys::Reflect::get(&window.navigator(), &"mediaDevices".into()).ok())
+        .unwrap_or_default();
+    !is_phone() && !devices.is_undefined() && browser::has(&devices, "getDisplayMedia")
+}
+
+/// Asks the person which screen, window or tab to share (the browser's own picker).
+pub async fn open_screen() -> Result<MediaStream, DeviceError> {
+    let navigator = web_sys::window().ok_or_else(|| DeviceError::Other("no window".to_owned()))?.navigator();
+    let devices = navigator.media_devices().map_err(other)?;
+    let constraints = js_sys::JSON::parse(SCREEN).map_err(other)?;
+    let request = browser::call(&devices, "getDisplayMedia", &[&constraints]).map_err(refused)?;
+    let screen = opened(request.unchecked_into()).await?;
+    // Text on a screen must stay sharp: the encoder gives up frames, not pixels, under
+    // a tight budget (`contentHint` decides the degradation the sender uses).
+    for track in screen.get_video_tracks().iter() {
+        let _ = js_sys::Reflect::set(&track, &"contentHint".into(), &"detail".into());
+    }
+    Ok(screen)
+}
+
 /// Whether this is a phone or tablet (a coarse pointer: a finger).
 pub fn is_phone() -> bool {
     web_sys::window()
@@ -184,28 +212,62 @@ pub fn device_of(stream: &MediaStream, kind: &str) -> Option<String> {
     Some(browser::string(&settings, "deviceId")).filter(|id| !id.is_empty())
 }
 
-/// Plays a short two-note chime on the speakers, so the person can check they will hear
-/// the call. Call it from a click (an audio context made later may stay silent); the
-/// future ends with the chime (at once if the browser has no Web Audio).
-pub async fn play_test_sound() {
-    let Ok(context) = web_sys::AudioContext::new() else { return };
-    let notes = [(523.25, 0.0), (659.25, 0.18)];
-    let length = 0.6;
+/// A chime: notes (frequency in Hz, start in seconds), how loud (0 to 1), how long.
+pub struct Chime {
+    notes: [(f32, f64); 2],
+    loudness: f32,
+    length: f64,
+}
+
+/// The test sound: two notes up, clearly audible, so the person can check they will hear
+/// the call.
+pub const TEST_SOUND: Chime = Chime { notes: [(523.25, 0.0), (659.25, 0.18)], loudness: 0.25, length: 0.6 };
+/// Someone came: two quick notes up, quiet (it plays over the voices).
+pub const CAME: Chime = Chime { notes: [(659.25, 0.0), (880.0, 0.1)], loudness: 0.06, length: 0.35 };
+/// Someone went: the same notes down.
+pub const WENT: Chime = Chime { notes: [(880.0, 0.0), (659.25, 0.1)], loudness: 0.06, length: 0.35 };
+
+thread_local! {
+    /// The page's one audio context for chimes (see [`speakers`]).
+    static SPEAKERS: std::cell::RefCell<Option<web_sys::AudioContext>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The page's audio context for chimes, made on first use and resumed. Call it inside
+/// the taps that lead to sound (Join, Join without microphone, Play test sound): iOS lets
+/// a context sound only if a tap made or resumed it, and the chimes of people coming and
+/// going play later, outside any tap, on this same context.
+pub fn speakers() -> Option<web_sys::AudioContext> {
+    SPEAKERS.with(|speakers| {
+        let mut speakers = speakers.borrow_mut();
+        if speakers.is_none() {
+            *speakers = web_sys::AudioContext::new().ok();
+        }
+        if let Some(context) = speakers.as_ref() {
+            let _ = context.resume();
+        }
+        speakers.clone()
+    })
+}
+
+/// Plays `chime` on the speakers, made by Web Audio (nothing to download), on the page's
+/// context ([`speakers`]): it sounds once a tap has unlocked that; the future ends with
+/// the chime (at once without Web Audio).
+pub async fn play(chime: &Chime) {
+    let Some(context) = speakers() else { return };
     let start = context.current_time();
-    for (frequency, at) in notes {
+    for (frequency, at) in chime.notes {
         let (Ok(tone), Ok(gain)) = (context.create_oscillator(), context.create_gain()) else { continue };
         tone.frequency().set_value(frequency);
         // A soft attack and a decay: a chime, not a click.
         let envelope = gain.gain();
         let _ = envelope.set_value_at_time(0.0, start + at);
-        let _ = envelope.linear_ramp_to_value_at_time(0.25, start + at + 0.02);
-        let _ = envelope.exponential_ramp_to_value_at_time(0.001, start + length);
+        let _ = envelope.linear_ramp_to_value_at_time(chime.loudness, start + at + 0.02);
+        let _ = envelope.exponential_ramp_to_value_at_time(0.001, start + chime.length);
         let _ = tone.connect_with_audio_node(&gain).and_then(|_| gain.connect_with_audio_node(&context.destination()));
         let _ = tone.start_with_when(start + at);
-        let _ = tone.stop_with_when(start + length);
+        let _ = tone.stop_with_when(start + chime.length);
     }
-    gloo_timers::future::TimeoutFuture::new((length * 1000.0) as u32 + 100).await;
-    let _ = context.close();
+    gloo_timers::future::TimeoutFuture::new((chime.length * 1000.0) as u32 + 100).await;
 }
 
 /// Turns every track of `stream` on or off; a disabled audio track sends silence.

@@ -1,7 +1,8 @@
 //! One `RTCPeerConnection` to one remote peer: the browser's end of one of the engine's
 //! links ([`shared::engine`]). It carries out the operations the engine hands out, one at
 //! a time, and reports trickle ICE candidates, connection states and renegotiation needs
-//! back; it also reads `getStats` and applies the bitrate controllers' targets.
+//! back; it also reads `getStats` and applies the bitrate controllers' targets. It carries
+//! the data channel of [`shared::chat`] too: what the people say to each other.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -11,6 +12,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 use shared::bitrate::{AudioBitrate, VideoLadder, VideoTier};
 use shared::call::Link;
+use shared::chat::{self, LOG_MAX_ENTRIES, PeerMessage, Presence};
 use shared::engine::{Candidate, Ice, SdpKind};
 use shared::protocol::IceTransportPolicy;
 use shared::room::PeerId;
@@ -19,9 +21,10 @@ use shared::verify;
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    MediaStream, MediaStreamTrack, RtcConfiguration, RtcIceCandidateInit, RtcIceServer, RtcIceTransportPolicy,
-    RtcOfferOptions, RtcPeerConnection, RtcPeerConnectionIceEvent, RtcRtpTransceiver, RtcRtpTransceiverDirection,
-    RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
+    MediaStream, MediaStreamTrack, MessageEvent, RtcConfiguration, RtcDataChannel, RtcDataChannelInit,
+    RtcDataChannelState, RtcIceCandidateInit, RtcIceServer, RtcIceTransportPolicy, RtcOfferOptions, RtcPeerConnection,
+    RtcPeerConnectionIceEvent, RtcRtpTransceiver, RtcRtpTransceiverDirection, RtcSdpType, RtcSessionDescriptionInit,
+    RtcTrackEvent,
 };
 
 use crate::browser;
@@ -57,6 +60,9 @@ pub struct PeerView {
     pub showing_video: RwSignal<bool>,
     /// The verification code both people see while the link is up ([`shared::verify`]).
     pub verification: RwSignal<Option<String>>,
+    /// What this peer last said about itself on the data channel: its name, whether it
+    /// only listens or shares its screen.
+    pub presence: RwSignal<Presence>,
 }
 
 impl PeerView {
@@ -75,6 +81,7 @@ impl PeerView {
             video: RwSignal::new_local(None),
             showing_video: RwSignal::new(false),
             verification: RwSignal::new(None),
+            presence: RwSignal::new(Presence::default()),
         }
     }
 }
@@ -89,6 +96,10 @@ pub enum PeerEvent {
     DtlsFailed,
     /// `negotiationneeded` fired.
     NegotiationNeeded,
+    /// The data channel opened: time to say who we are.
+    ChannelOpen,
+    /// The peer said something on the data channel (checked by [`PeerMessage::decode`]).
+    Message(PeerMessage),
 }
 
 /// A connection to one remote peer: the browser's end of one of the engine's links. It
@@ -106,6 +117,11 @@ pub struct Peer {
     video: RefCell<Option<Video>>,
     /// Steadies the quality hint.
     hint: RefCell<HintHold>,
+    /// The data channel, from our first description on, and its listeners.
+    channel: RefCell<Option<(RtcDataChannel, [EventListener; 2])>>,
+    /// What was said before the data channel opened, sent once it does.
+    outbox: Rc<RefCell<Vec<String>>>,
+    report: Rc<dyn Fn(PeerEvent)>,
     _listeners: [EventListener; 4],
 }
 
@@ -117,8 +133,8 @@ impl Peer {
     /// does (never after it is dropped).
     pub fn new(view: PeerView, ice: &Ice, report: impl Fn(PeerEvent) + 'static) -> Result<Self, JsValue> {
         let pc = RtcPeerConnection::new_with_configuration(&configuration(ice))?;
-        let report = Rc::new(report);
-        let (candidates, states, negotiations) = (report.clone(), report.clone(), report);
+        let report: Rc<dyn Fn(PeerEvent)> = Rc::new(report);
+        let (candidates, states, negotiations) = (report.clone(), report.clone(), report.clone());
         let state_of = pc.clone();
         let listeners = [
             EventListener::new(&pc, "icecandidate", move |event| {
@@ -174,8 +190,62 @@ impl Peer {
             bitrate: RefCell::new(AudioBitrate::new(js_sys::Date::now())),
             video: RefCell::new(None),
             hint: RefCell::default(),
+            channel: RefCell::new(None),
+            outbox: Rc::default(),
+            report,
             _listeners: listeners,
         })
+    }
+
+    /// Makes the data channel, before our first description: an offer then carries its
+    /// `m=application` section, and an answer to an offer without one is followed by our
+    /// offer with it (the browser asks for negotiation). Not when the connection is made:
+    /// the side that answers makes its connection when the relay says a peer joined, before
+    /// the peer's offer, and a channel made then would have it offer too (a collision at
+    /// every join).
+    fn open_channel(&self) {
+        if self.channel.borrow().is_some() {
+            return;
+        }
+        let init = RtcDataChannelInit::new();
+        init.set_negotiated(true);
+        init.set_id(chat::CHANNEL_ID);
+        let channel = self.pc.create_data_channel_with_data_channel_dict(chat::CHANNEL_LABEL, &init);
+        let (opened, heard) = (self.report.clone(), self.report.clone());
+        let (waiting, sender) = (self.outbox.clone(), channel.clone());
+        let listeners = [
+            EventListener::new(&channel, "open", move |_| {
+                opened(PeerEvent::ChannelOpen);
+                for frame in waiting.borrow_mut().drain(..) {
+                    send_frame(&sender, &frame);
+                }
+            }),
+            EventListener::new(&channel, "message", move |event| {
+                let frame = event.dyn_ref::<MessageEvent>().and_then(|e| e.data().as_string());
+                match frame.as_deref().map(PeerMessage::decode) {
+                    Some(Ok(message)) => heard(PeerEvent::Message(message)),
+                    Some(Err(error)) => leptos::logging::warn!("ignored a message from the peer: {error}"),
+                    None => leptos::logging::warn!("ignored a binary message from the peer"),
+                }
+            }),
+        ];
+        *self.channel.borrow_mut() = Some((channel, listeners));
+    }
+
+    /// Says `message` to the peer on the data channel, or once it opens. What waits is
+    /// bounded like the chat's log: past that, the oldest goes.
+    pub fn tell(&self, message: &PeerMessage) {
+        let frame = message.encode();
+        match &*self.channel.borrow() {
+            Some((channel, _)) if channel.ready_state() == RtcDataChannelState::Open => send_frame(channel, &frame),
+            _ => {
+                let mut outbox = self.outbox.borrow_mut();
+                if outbox.len() == LOG_MAX_ENTRIES {
+                    outbox.remove(0);
+                }
+                outbox.push(frame);
+            }
+        }
     }
 
     /// What the UI shows of this peer.
@@ -194,10 +264,20 @@ impl Peer {
         if self.sending.replace(true) {
             return;
         }
-        if let Some(microphone) = microphone {
-            for track in microphone.get_audio_tracks() {
-                self.pc.add_track_0(&track.unchecked_into::<MediaStreamTrack>(), microphone);
+        match microphone {
+            Some(microphone) => {
+                for track in microphone.get_audio_tracks() {
+                    self.pc.add_track_0(&track.unchecked_into::<MediaStreamTrack>(), microphone);
+                }
             }
+            // Listening: we still receive audio, and our microphone can join the same
+            // transceiver later ([`Peer::replace_audio`]).
+            None if self.transceiver("audio").is_none() => {
+                let init = web_sys::RtcRtpTransceiverInit::new();
+                init.set_direction(RtcRtpTransceiverDirection::Recvonly);
+                self.pc.add_transceiver_with_str_and_init("audio", &init);
+            }
+            None => {}
         }
         if camera.is_some() {
             self.set_video(camera);
@@ -206,6 +286,7 @@ impl Peer {
 
     /// Makes and sets a local offer, gathering new ICE credentials if `ice_restart`.
     pub fn offer(&self, ice_restart: bool) -> impl Future<Output = Operation> + use<> {
+        self.open_channel();
         prefer_redundant_audio(&self.pc);
         let pc = self.pc.clone();
         async move {
@@ -219,6 +300,7 @@ impl Peer {
 
     /// Makes and sets the answer to the remote offer (the implicit `setLocalDescription()`).
     pub fn answer(&self) -> impl Future<Output = Operation> + use<> {
+        self.open_channel();
         prefer_redundant_audio(&self.pc);
         let pc = self.pc.clone();
         async move {
@@ -294,11 +376,7 @@ impl Peer {
     /// never touches the audio.
     pub fn set_video(&self, camera: Option<&MediaStream>) {
         let pc = &self.pc;
-        let transceiver = pc
-            .get_transceivers()
-            .iter()
-            .map(JsCast::unchecked_into::<RtcRtpTransceiver>)
-            .find(|t| t.receiver().track().kind() == "video");
+        let transceiver = self.transceiver("video");
         let track = camera.and_then(|stream| stream.get_video_tracks().get(0).dyn_into::<MediaStreamTrack>().ok());
         *self.video.borrow_mut() = track.as_ref().map(|track| {
             let settings: JsValue = track.get_settings().into();
@@ -322,10 +400,17 @@ impl Peer {
         }
     }
 
-    /// Sends `track` instead of our current microphone track (another device was picked).
+    /// Sends `track` instead of our current microphone track (another device was picked),
+    /// or, if we were listening, sends it from now on (a renegotiation follows).
     pub fn replace_audio(&self, track: &MediaStreamTrack) {
-        for sender in self.senders("audio") {
-            replace_track(&sender.unchecked_into(), Some(track));
+        let mut senders = self.senders("audio").peekable();
+        if senders.peek().is_some() {
+            senders.for_each(|sender| replace_track(&sender.unchecked_into(), Some(track)));
+        } else if self.sending()
+            && let Some(transceiver) = self.transceiver("audio")
+        {
+            replace_track(&transceiver.sender(), Some(track));
+            transceiver.set_direction(RtcRtpTransceiverDirection::Sendrecv);
         }
     }
 
@@ -460,6 +545,15 @@ impl Drop for Peer {
 }
 
 impl Peer {
+    /// The first transceiver that receives `kind` (`audio` or `video`).
+    fn transceiver(&self, kind: &str) -> Option<RtcRtpTransceiver> {
+        self.pc
+            .get_transceivers()
+            .iter()
+            .map(JsCast::unchecked_into::<RtcRtpTransceiver>)
+            .find(|t| t.receiver().track().kind() == kind)
+    }
+
     /// Our senders whose track is of `kind` (`audio` or `video`).
     fn senders(&self, kind: &'static str) -> impl Iterator<Item = JsValue> {
         self.pc.get_senders().into_iter().filter(move |sender| {
@@ -526,6 +620,13 @@ fn replace_track(sender: &web_sys::RtcRtpSender, track: Option<&MediaStreamTrack
             leptos::logging::warn!("could not switch a track: {error:?}");
         }
     });
+}
+
+/// Sends `frame` on `channel`; a channel that closed meanwhile drops it.
+fn send_frame(channel: &RtcDataChannel, frame: &str) {
+    if let Err(error) = channel.send_with_str(frame) {
+        leptos::logging::warn!("could not send on the data channel: {error:?}");
+    }
 }
 
 /// Sets `object[key] = value`.

@@ -6,7 +6,8 @@ use leptos::task::spawn_local;
 use shared::agent::{InApp, Os, Verdict};
 use shared::bitrate::VideoTier;
 use shared::call::{CallState, Session};
-use shared::room::RoomId;
+use shared::chat::{self, Author, Entry, NAME_MAX_CHARS, TEXT_MAX_CHARS};
+use shared::room::{PeerId, RoomId};
 use shared::stats::{self, CandidateType, Hint, SPEAKING};
 use wasm_bindgen_futures::JsFuture;
 
@@ -15,6 +16,7 @@ use crate::call::{Call, CallView};
 use crate::error::CallError;
 use crate::i18n::{Lang, Text, UiLang, text};
 use crate::media::{self, Device, MicSettings};
+use crate::netcheck::NetworkCheck;
 use crate::peer::PeerView;
 
 /// The whole app: language context and the page for this path. Two paths need no router:
@@ -40,7 +42,7 @@ pub fn App() -> impl IntoView {
         {move || match path.get() {
             path if path == "/" => view! { <Home /> }.into_any(),
             path if path.starts_with("/r/") => view! { <RoomPage room=path[3..].to_owned() /> }.into_any(),
-            _ => view! { <p class="page-message">{move || text().not_found}</p> <NewRoomLink /> }.into_any(),
+            _ => view! { <main class="room"><h1 class="page-message">{move || text().not_found}</h1><NewRoomLink /></main> }.into_any(),
         }}
     }
 }
@@ -184,8 +186,9 @@ fn CallRoom(
 ) -> impl IntoView {
     let call = StoredValue::new_local(Call::new(room.clone()));
     on_cleanup(move || call.try_with_value(Call::dispose).unwrap_or_default());
-    let join = move |_| match cannot_join {
+    let join = move |listen: bool| match cannot_join {
         Some(instead) => instead.run(()),
+        None if listen => call.with_value(Call::listen),
         None => call.with_value(Call::join),
     };
     let view = call.with_value(Call::view);
@@ -195,10 +198,14 @@ fn CallRoom(
     view! {
         <main class="room">
             <ShareLink room url />
+            <NameField name=view.name />
             <section class="status" data-testid="call-state" data-state=move || state.get().as_str() aria-live="polite">
-                <p class="state-label">{move || state_label(state.get())}</p>
+                <h1 class="state-label">{move || state_label(state.get())}</h1>
                 <Show when=move || view.peer_left.get() && state.get() == CallState::Waiting>
                     <p class="notice" data-testid="peer-left">{move || text().peer_left}</p>
+                </Show>
+                <Show when=move || view.busy.get()>
+                    <p class="notice" data-testid="service-busy">{move || text().service_busy}</p>
                 </Show>
                 {move || {
                     let unreachable = state.get() == CallState::Failed && view.session.get() == Session::Joined;
@@ -211,16 +218,21 @@ fn CallRoom(
                     {move || {
                         let first = view.session.get() == Session::Idle;
                         view! {
-                            <button class="primary big" data-testid="join" on:click=join>
+                            <button class="primary big" data-testid="join" on:click=move |_| join(false)>
                                 {move || if first { text().join } else { text().join_again }}
+                            </button>
+                            <button class="secondary" data-testid="listen-only" on:click=move |_| join(true)>
+                                {move || text().listen_only}
                             </button>
                             <Show when=move || !first><NewRoomLink /></Show>
                         }
                     }}
                     <DeviceCheck call />
+                    {cannot_join.is_none().then(|| view! { <NetworkCheck /> })}
                 </div>
             </Show>
             {screen(Screen::Controls)}
+            {screen(Screen::Chat)}
             {screen(Screen::Details)}
             {move || view.device_error.get().map(|error| view! { <Problem error /> })}
         </main>
@@ -236,6 +248,8 @@ pub enum Screen {
     Controls,
     /// The muted note, the device pickers, our camera, our microphone's settings.
     Details,
+    /// The chat, while in the call.
+    Chat,
 }
 
 /// The call screen's `part`: what shows only once the call's code runs (a person tapped
@@ -255,22 +269,26 @@ pub fn call_screen(call: Call, part: Screen) -> AnyView {
             <Show when=move || view.mic.with(Option::is_some)>
                 <MicLevel level=view.mic_level />
             </Show>
+            <RoomNews view />
         }
         .into_any(),
         Screen::Controls => {
-            let muted = view.muted;
+            let (muted, listening, sharing) = (view.muted, view.listening, view.sharing);
+            // A listener's microphone is off, as a muted one is; the button turns it on.
+            let silent = move || muted.get() || listening.get();
             view! {
                 <Show when=move || matches!(view.session.get(), Session::Joining | Session::Joined | Session::Lost)>
                     <CallTimer view />
                     <div class="controls" data-wake-lock=keep_awake()>
                         <button
                             class="toggle"
-                            class:on=move || muted.get()
+                            class:on=silent
                             data-testid="mute"
-                            aria-pressed=move || muted.get().to_string()
-                            on:click=move |_| call.with_value(|c| c.set_muted(!muted.get_untracked()))
+                            aria-pressed=move || silent().to_string()
+                            data-listening=move || listening.get().to_string()
+                            on:click=move |_| call.with_value(|c| c.set_muted(!muted.get_untracked() && !listening.get_untracked()))
                         >
-                            {move || if muted.get() { text().unmute } else { text().mute }}
+                            {move || if listening.get() { text().microphone_on } else if muted.get() { text().unmute } else { text().mute }}
                         </button>
                         <button
                             class="toggle"
@@ -281,6 +299,17 @@ pub fn call_screen(call: Call, part: Screen) -> AnyView {
                         >
                             {move || text().camera_on}
                         </button>
+                        {media::can_share_screen().then(|| view! {
+                            <button
+                                class="toggle"
+                                class:on=move || sharing.get()
+                                data-testid="screen-share"
+                                aria-pressed=move || sharing.get().to_string()
+                                on:click=move |_| call.with_value(|c| c.set_sharing(!sharing.get_untracked()))
+                            >
+                                {move || text().share_screen}
+                            </button>
+                        })}
                         <button class="danger" data-testid="leave" on:click=move |_| call.with_value(Call::leave)>
                             {move || text().leave}
                         </button>
@@ -290,8 +319,10 @@ pub fn call_screen(call: Call, part: Screen) -> AnyView {
             .into_any()
         }
         Screen::Details => view! {
-            <Show when=move || view.muted.get() && matches!(view.session.get(), Session::Joined)>
-                <p class="muted-note">{move || text().you_are_muted}</p>
+            <Show when=move || (view.muted.get() || view.listening.get()) && matches!(view.session.get(), Session::Joined)>
+                <p class="muted-note" data-testid="muted-note">
+                    {move || if view.listening.get() { text().listening_note } else { text().you_are_muted }}
+                </p>
             </Show>
             <div class="devices">
                 <DevicePicker label=|t| t.microphone_device testid="microphone-device" devices=view.microphones
@@ -303,6 +334,12 @@ pub fn call_screen(call: Call, part: Screen) -> AnyView {
             </div>
             {move || view.camera.get().map(|stream| view! { <LocalVideo stream /> })}
             {move || view.mic.get().map(|settings| view! { <MicDetails settings /> })}
+        }
+        .into_any(),
+        Screen::Chat => view! {
+            <Show when=move || matches!(view.session.get(), Session::Joined | Session::Lost)>
+                <ChatPanel view send=move |text| call.with_value(|c| c.send_chat(text)) />
+            </Show>
         }
         .into_any(),
     }
@@ -347,6 +384,73 @@ fn CallTimer(view: CallView) -> impl IntoView {
     }
 }
 
+/// What happened in the room: someone came or went.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum News {
+    Came,
+    Went,
+}
+
+/// The room's news: a short, quiet chime when someone comes or goes, the same news in
+/// words for screen readers (`aria-live`), and while the tab is hidden the page title says
+/// how many are in the call and that someone came, as a chat app's tab does.
+#[component]
+fn RoomNews(view: CallView) -> impl IntoView {
+    let hidden = RwSignal::new(browser::hidden());
+    let came_unseen = RwSignal::new(false);
+    let news = RwSignal::new(None::<News>);
+    let seen = StoredValue::new((view.comings.get_untracked(), view.goings.get_untracked()));
+    Effect::new(move |_| {
+        let now = (view.comings.get(), view.goings.get());
+        let (came, went) = seen.get_value();
+        seen.set_value(now);
+        let latest = if now.0 > came {
+            News::Came
+        } else if now.1 > went {
+            News::Went
+        } else {
+            return;
+        };
+        news.set(Some(latest));
+        came_unseen.set(came_unseen.get_untracked() || (latest == News::Came && hidden.get_untracked()));
+        spawn_local(media::play(if latest == News::Came { &media::CAME } else { &media::WENT }));
+    });
+    let count = move || view.peers.with(Vec::len) + 1;
+    let people = move || text().in_the_call.replace("{n}", &count().to_string());
+    Effect::new(move |_| {
+        let title = match (hidden.get(), came_unseen.get()) {
+            (false, _) => text().app_name.to_owned(),
+            (true, false) => format!("({}) {}", count(), text().app_name),
+            (true, true) => format!("({}) {} · {}", count(), text().someone_joined, text().app_name),
+        };
+        document().set_title(&title);
+    });
+    let visibility = gloo_events::EventListener::new(&document(), "visibilitychange", move |_| {
+        let now_hidden = browser::hidden();
+        let _ = hidden.try_set(now_hidden);
+        if !now_hidden {
+            let _ = came_unseen.try_set(false);
+        }
+    });
+    let visibility = StoredValue::new_local(Some(visibility));
+    // The context is gone by cleanup time (the room may be torn down from a tap inside it):
+    // take the language's signal now.
+    let lang = expect_context::<UiLang>().0;
+    on_cleanup(move || {
+        visibility.try_update_value(Option::take);
+        if let Some(lang) = lang.try_get_untracked() {
+            document().set_title(lang.text().app_name);
+        }
+    });
+    let said = move || {
+        news.get().map(|news| {
+            let what = if news == News::Came { text().someone_joined } else { text().someone_left };
+            format!("{what}. {}.", people())
+        })
+    };
+    view! { <p class="visually-hidden" data-testid="room-news" aria-live="polite">{said}</p> }
+}
+
 /// Keeps the screen on while the calling view lives (a phone that locks itself mid-call
 /// ends up in a pocket, muted by the system), where the browser has the Wake Lock API:
 /// taken at once, taken again when the page is shown again (the browser lets go of it when
@@ -374,7 +478,7 @@ fn keep_awake() -> RwSignal<&'static str> {
     take();
     let shown = gloo_events::EventListener::new(&document(), "visibilitychange", move |_| {
         let released = held.with_value(|held| held.as_ref().is_none_or(|sentinel| browser::flag(sentinel, "released")));
-        if browser::string(&document(), "visibilityState") == "visible" && released {
+        if !browser::hidden() && released {
             take();
         } else if released {
             let _ = state.try_set("released");
@@ -502,8 +606,9 @@ fn DeviceCheck(call: StoredValue<Call, LocalStorage>) -> impl IntoView {
     let playing = RwSignal::new(false);
     let play = move |_| {
         playing.set(true);
+        media::speakers();
         spawn_local(async move {
-            media::play_test_sound().await;
+            media::play(&media::TEST_SOUND).await;
             playing.set(false);
         });
     };
@@ -524,6 +629,49 @@ fn DeviceCheck(call: StoredValue<Call, LocalStorage>) -> impl IntoView {
                 {move || if playing.get() { text().playing_test_sound } else { text().play_test_sound }}
             </button>
         </section>
+    }
+}
+
+/// Where this device keeps the name the person gave ([`NameField`]).
+const NAME_KEY: &str = "linkcall.name";
+
+/// The name the others see instead of "Guest N": optional, kept on this device for the
+/// next call, and changed for everyone when edited during the call (on Enter or when the
+/// field is left). Cleaned as [`chat::clean_name`] says; the field takes no more than
+/// [`NAME_MAX_CHARS`] UTF-16 units, so never too many characters.
+#[component]
+fn NameField(
+    /// Our name, cleaned.
+    name: RwSignal<Option<String>>,
+) -> impl IntoView {
+    let storage = window().local_storage().ok().flatten();
+    if name.get_untracked().is_none()
+        && let Some(kept) = storage.as_ref().and_then(|s| s.get_item(NAME_KEY).ok().flatten())
+    {
+        name.set(chat::clean_name(&kept).ok().flatten());
+    }
+    let change = move |typed: String| {
+        let Ok(cleaned) = chat::clean_name(&typed) else { return };
+        if let Some(storage) = &storage {
+            let _ = match &cleaned {
+                Some(kept) => storage.set_item(NAME_KEY, kept),
+                None => storage.remove_item(NAME_KEY),
+            };
+        }
+        name.set(cleaned);
+    };
+    view! {
+        <label class="name-field">
+            <span>{move || text().your_name}</span>
+            <input
+                data-testid="display-name"
+                maxlength=NAME_MAX_CHARS
+                autocomplete="nickname"
+                placeholder=move || text().name_optional
+                prop:value=move || name.get().unwrap_or_default()
+                on:change:target=move |event| change(event.target().value())
+            />
+        </label>
     }
 }
 
@@ -591,6 +739,22 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
             blocked.set(JsFuture::from(playing).await.is_err());
         });
     };
+    // Blocked audio starts at the next tap or key anywhere on the page, not only on the
+    // banner: any of them lets the browser play it.
+    let tap = window_event_listener(leptos::ev::click, move |_| {
+        if blocked.get_untracked() {
+            play()
+        }
+    });
+    let key = window_event_listener(leptos::ev::keydown, move |_| {
+        if blocked.get_untracked() {
+            play()
+        }
+    });
+    on_cleanup(move || {
+        tap.remove();
+        key.remove();
+    });
     Effect::new(move |_| {
         let stream = peer.stream.get();
         if let Some(element) = audio.get() {
@@ -607,6 +771,10 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
     let level = move || quality.with(|q| q.level);
     let path = move || peer.stats.with(|s| s.path.map(CandidateType::as_str).unwrap_or_default());
     let bars = move || stats::bars(quality.with(|q| q.mos));
+    let presence = peer.presence;
+    let name = move || presence.with(|p| shown_name(peer.id, p.name.as_deref()));
+    let listening = move || presence.with(|p| p.listening);
+    let sharing = move || presence.with(|p| p.sharing);
     view! {
         <li
             class="peer"
@@ -618,11 +786,19 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
             data-bytes-sent=move || peer.stats.with(|s| s.bytes_sent)
             data-audio-level=move || fixed(level(), 3)
             data-path=path
+            data-listening=move || listening().to_string()
+            data-sharing=move || sharing().to_string()
         >
             <span class="avatar" aria-hidden="true">{peer.id.0}</span>
-            <span class="name">{move || format!("{} {}", text().guest, peer.id)}</span>
+            <span class="name" data-testid="peer-name">{name}</span>
+            <Show when=listening>
+                <span class="badge" data-testid="peer-listening">{move || text().listening_only}</span>
+            </Show>
+            <Show when=sharing>
+                <span class="badge" data-testid="peer-sharing">{move || text().sharing_screen}</span>
+            </Show>
             <span class="meter" role="meter" aria-valuemin="0" aria-valuemax="1" aria-valuenow=move || fixed(level(), 2)
-                aria-label=move || format!("{} {}: {}", text().guest, peer.id, text().voice_level)>
+                aria-label=move || format!("{}: {}", name(), text().voice_level)>
                 <span class="meter-fill" style:width=move || meter_width(level())></span>
             </span>
             <span
@@ -676,6 +852,101 @@ fn RemotePeer(peer: PeerView) -> impl IntoView {
                 <RemoteVideo stream=peer.video />
             </Show>
             <audio node_ref=audio autoplay></audio>
+        </li>
+    }
+}
+
+/// The name shown for the peer `id`: the one it gave, else "Guest N".
+fn shown_name(id: PeerId, name: Option<&str>) -> String {
+    name.map_or_else(|| format!("{} {id}", text().guest), str::to_owned)
+}
+
+/// The chat: a toggle with the count of unread messages, and when open, the messages (ours
+/// marked ✓ once everyone they went to has them) and a line to write one. Everything said
+/// is shown as text: markup and links stay words, nothing is loaded.
+#[component]
+fn ChatPanel(
+    /// The call's view, with the chat's log.
+    view: CallView,
+    /// Sends a message to everyone in the room.
+    send: impl Fn(String) + Copy + Send + Sync + 'static,
+) -> impl IntoView {
+    let log = view.chat;
+    let open = move || log.with(|log| log.is_open());
+    let unread = move || log.with(|log| log.unread());
+    let typed = RwSignal::new(String::new());
+    let length = move || typed.with(|t| t.chars().count());
+    let too_long = move || length() > TEXT_MAX_CHARS;
+    let sendable = move || typed.with(|t| chat::clean_text(t).is_ok());
+    let submit = move |event: leptos::ev::SubmitEvent| {
+        event.prevent_default();
+        if sendable() {
+            send(typed.get_untracked());
+            typed.set(String::new());
+        }
+    };
+    view! {
+        <section class="chat">
+            <button
+                class="toggle"
+                class:on=open
+                data-testid="chat-toggle"
+                aria-controls="chat-panel"
+                aria-expanded=move || open().to_string()
+                data-unread=unread
+                on:click=move |_| log.update(|log| log.set_open(!log.is_open()))
+            >
+                {move || text().chat}
+                <Show when=move || { unread() > 0 }>
+                    <span class="unread" data-testid="chat-unread"
+                        aria-label=move || format!("{} {}", unread(), text().unread_messages)>{unread}</span>
+                </Show>
+            </button>
+            <Show when=open>
+                <div id="chat-panel" class="chat-panel">
+                    <ol class="chat-log" data-testid="chat-log" aria-live="polite" aria-label=move || text().chat>
+                        {move || log.with(|log| log.entries().iter().map(chat_message).collect_view())}
+                    </ol>
+                    <form class="chat-form" on:submit=submit>
+                        <input
+                            data-testid="chat-input"
+                            aria-label=move || text().chat_message
+                            placeholder=move || text().chat_message
+                            aria-invalid=move || too_long().to_string()
+                            aria-describedby="chat-count"
+                            autocomplete="off"
+                            prop:value=move || typed.get()
+                            on:input:target=move |event| typed.set(event.target().value())
+                        />
+                        <button type="submit" class="primary" data-testid="chat-send" disabled=move || !sendable()>
+                            {move || text().send}
+                        </button>
+                    </form>
+                    <p id="chat-count" class="chat-count" class:over=too_long data-testid="chat-count">
+                        {move || format!("{}/{TEXT_MAX_CHARS}", length())}
+                        <Show when=too_long>" " {move || text().chat_too_long}</Show>
+                    </p>
+                </div>
+            </Show>
+        </section>
+    }
+}
+
+/// One message of the chat: `data-from` is `me` for ours, else the author's peer id, and
+/// ours carry `data-delivered`.
+fn chat_message(entry: &Entry) -> impl IntoView + use<> {
+    let (from, who, delivered) = match entry.author {
+        Author::Me => ("me".to_owned(), text().you.to_owned(), Some(entry.delivered)),
+        Author::Peer(id) => (id.to_string(), shown_name(id, entry.name.as_deref()), None),
+    };
+    view! {
+        <li class="chat-message" class:mine=delivered.is_some() data-testid="chat-message" data-from=from
+            data-delivered=delivered.map(|d| d.to_string())>
+            <span class="chat-from">{who}</span>
+            <span class="chat-text">{entry.text.clone()}</span>
+            {(delivered == Some(true)).then(|| view! {
+                <span class="chat-delivered" role="img" aria-label=move || text().delivered>"✓"</span>
+            })}
         </li>
     }
 }

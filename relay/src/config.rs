@@ -142,6 +142,13 @@ pub struct Config {
     #[arg(long, env = "RELAY_TRUST_PROXY")]
     pub trust_proxy: bool,
 
+    /// Share rooms with every relay pointed at this Redis (or Valkey), e.g.
+    /// `redis://127.0.0.1:6379`: people in one room may then be on different relays, and a
+    /// socket may resume its seat on any of them. Without it, rooms live in this relay's
+    /// memory.
+    #[arg(long, env = "RELAY_REDIS_URL")]
+    pub redis_url: Option<String>,
+
     /// Log format: `text` for people, `json` for log pipelines.
     #[arg(long, env = "RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

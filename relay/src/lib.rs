@@ -2,9 +2,11 @@
 //! of the way. Media never passes through it.
 //!
 //! - `GET /ws`: the signaling WebSocket ([`shared::protocol`]).
-//! - `GET /healthz`: `ok` while the relay serves.
+//! - `GET /healthz`: `ok` while the relay serves; `degraded` while the Redis it shares
+//!   rooms through does not answer.
 //! - `GET /metrics`: counts in Prometheus format (never ids).
 //! - `GET /qr/<room>.svg`: the room's link as a QR code.
+//! - `GET /ice`: the ICE servers, for the page's network check before joining.
 //! - everything else: the built frontend, with `index.html` for unknown paths so that a
 //!   room link (`/r/<id>`) opens the app.
 //!
@@ -12,7 +14,11 @@
 //! the tests call it on `127.0.0.1:0`.
 
 mod assets;
+mod attachment;
+mod backend;
+mod cluster;
 mod config;
+mod ice;
 mod limits;
 mod metrics;
 mod origin;
@@ -23,6 +29,7 @@ mod socket;
 mod tls;
 mod turn;
 
+use std::fmt::Display;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -33,7 +40,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use shared::protocol::IceServer;
-use shared::room::PeerId;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
@@ -59,12 +65,15 @@ pub enum Error {
     /// The TLS certificate or key cannot be used.
     #[error("TLS: {0}")]
     Tls(String),
+    /// The Redis URL cannot be used.
+    #[error("{0}")]
+    Redis(String),
 }
 
 /// What every connection shares.
 struct State {
     config: Config,
-    rooms: rooms::Rooms,
+    rooms: backend::Backend,
     connections: Arc<limits::Connections>,
     turn: Option<turn::Turn>,
     /// Becomes `true` once when the relay shuts down; every socket task watches it.
@@ -72,14 +81,15 @@ struct State {
 }
 
 impl State {
-    /// The ICE servers for `peer`: the configured ones, plus TURN with fresh credentials.
-    fn ice_servers(&self, peer: PeerId) -> Vec<IceServer> {
+    /// The ICE servers for `user`: the configured ones, plus TURN with fresh credentials
+    /// valid for `ttl`.
+    fn ice_servers(&self, user: impl Display, ttl: Duration) -> Vec<IceServer> {
         let fixed = self.config.ice_servers.iter().map(|url| IceServer {
             urls: vec![url.clone()],
             username: None,
             credential: None,
         });
-        let turn = self.turn.iter().map(|turn| turn.ice_server(peer, SystemTime::now()));
+        let turn = self.turn.iter().map(|turn| turn.ice_server(&user, SystemTime::now(), ttl));
         fixed.chain(turn).collect()
     }
 }
@@ -98,9 +108,7 @@ pub async fn run(
         String::new()
     });
     let turn = match (&config.turn_secret, config.turn_urls.is_empty()) {
-        (Some(secret), false) => {
-            Some(turn::Turn { urls: config.turn_urls.clone(), secret: secret.clone(), ttl: config.turn_ttl })
-        }
+        (Some(secret), false) => Some(turn::Turn { urls: config.turn_urls.clone(), secret: secret.clone() }),
         (None, false) => {
             tracing::warn!("--turn-url without --turn-secret: TURN servers are not handed out");
             None
@@ -113,7 +121,7 @@ pub async fn run(
     let metrics = metrics::handle();
     let (stop, stopped) = watch::channel(false);
     let state = Arc::new(State {
-        rooms: rooms::Rooms::new(config.room_capacity, config.per_client(config.rooms_per_ip)),
+        rooms: backend::Backend::new(&config).map_err(|error| Error::Redis(error.to_string()))?,
         connections: limits::Connections::new(config.per_client(config.sockets_per_ip), metrics::socket),
         turn,
         config,
@@ -134,7 +142,8 @@ pub async fn run(
     let app = Router::new()
         .route("/ws", get(upgrade))
         .route("/qr/{file}", get(move |file, request| qr::room_code(file, tls, trust_proxy, request)))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/ice", get(ice::check))
+        .route("/healthz", get(|Extract(state): Extract<Arc<State>>| async move { state.rooms.health() }))
         .route("/metrics", get(move || std::future::ready(metrics.render())))
         .merge(assets)
         .layer(TraceLayer::new_for_http())

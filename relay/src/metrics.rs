@@ -39,6 +39,9 @@ fn describe() {
     describe_counter!("relay_evictions_total", "Sockets closed by the relay, by reason.");
     describe_counter!("relay_resumes_total", "Peers that took their seat back after a dropped socket.");
     describe_counter!("relay_dropped_total", "Messages dropped for a peer that was not keeping up.");
+    describe_counter!("relay_redis_errors_total", "Redis calls that failed, and connections to it lost.");
+    describe_gauge!("relay_redis_up", "1 while Redis answers (relays sharing rooms only).");
+    describe_counter!("relay_ice_checks_total", "ICE configurations handed out for a network check (GET /ice).");
 }
 
 /// Sets the room and peer gauges.
@@ -101,4 +104,19 @@ pub fn resumed() {
 /// A message was dropped for a slow or absent peer.
 pub fn dropped() {
     counter!("relay_dropped_total").increment(1);
+}
+
+/// A page asked for the ICE servers, to check its network.
+pub fn ice_check() {
+    counter!("relay_ice_checks_total").increment(1);
+}
+
+/// A Redis call failed, or the connection to it dropped.
+pub fn redis_error() {
+    counter!("relay_redis_errors_total").increment(1);
+}
+
+/// Whether Redis answers now.
+pub fn redis_up(up: bool) {
+    gauge!("relay_redis_up").set(if up { 1.0 } else { 0.0 });
 }

@@ -15,18 +15,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use shared::protocol::ServerMessage;
 use shared::room::{PeerId, RoomFull, RoomId, Roster};
-use tokio::sync::mpsc;
 
+use crate::attachment::{Attachment, Outbox};
 use crate::limits::PerClient;
 use crate::metrics;
-
-/// How a socket task receives what the room sends its peer: messages already encoded, so
-/// a broadcast is encoded once and each queue slot is a pointer, not a whole message.
-pub type Outbox = mpsc::Sender<String>;
-
-/// How many messages may wait for one peer, live or parked. Beyond that the peer is not
-/// keeping up, and messages for it are dropped rather than held for ever.
-pub const OUTBOX_CAPACITY: usize = 64;
 
 /// All rooms, by id. A room exists while someone is in it.
 #[derive(Debug)]
@@ -67,12 +59,6 @@ struct Member {
     attachment: Attachment,
 }
 
-#[derive(Debug)]
-enum Attachment {
-    Live(Outbox),
-    Parked(Vec<String>),
-}
-
 /// A place in a room, as the socket that holds it knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seat {
@@ -93,6 +79,8 @@ pub enum JoinError {
     Full(RoomFull),
     /// This address already has as many open rooms as it may.
     TooManyRooms,
+    /// The rooms' shared store (Redis) cannot be reached.
+    Unavailable,
 }
 
 /// A signal was addressed to someone who is not another member of the sender's room.
@@ -146,7 +134,7 @@ impl Rooms {
         let joined = ServerMessage::PeerJoined { peer: id }.encode();
         for (peer, member) in entry.roster.others_mut(id) {
             peers.push(peer);
-            member.deliver(joined.clone());
+            member.attachment.deliver(joined.clone());
         }
         *members += 1;
         inner.census();
@@ -165,11 +153,8 @@ impl Rooms {
         let member = roster.get_mut(id)?;
         *next_generation += 1;
         member.generation = *next_generation;
-        let previous = std::mem::replace(&mut member.attachment, Attachment::Live(outbox));
-        if let Attachment::Parked(backlog) = previous {
-            for message in backlog {
-                member.deliver(message);
-            }
+        for message in member.attachment.attach(outbox) {
+            member.attachment.deliver(message);
         }
         Some(Seat { id, peers, token: member.token.clone(), generation: member.generation })
     }
@@ -186,7 +171,7 @@ impl Rooms {
         let mut inner = self.lock();
         let member = inner.rooms.get_mut(room).and_then(|r| r.roster.get_mut(id));
         match member {
-            Some(member) if member.generation == generation && matches!(member.attachment, Attachment::Live(_)) => {
+            Some(member) if member.generation == generation && !member.attachment.is_parked() => {
                 member.attachment = Attachment::Parked(Vec::new());
                 true
             }
@@ -196,9 +181,7 @@ impl Rooms {
 
     /// Ends the grace period of a parked seat: if nobody resumed it, the peer leaves.
     pub fn expire(&self, room: &RoomId, id: PeerId, generation: u64) {
-        self.remove_if(room, id, |member| {
-            member.generation == generation && matches!(member.attachment, Attachment::Parked(_))
-        });
+        self.remove_if(room, id, |member| member.generation == generation && member.attachment.is_parked());
     }
 
     fn remove_if(&self, room: &RoomId, id: PeerId, condition: impl FnOnce(&Member) -> bool) {
@@ -212,7 +195,7 @@ impl Rooms {
         *members -= 1;
         let left = ServerMessage::PeerLeft { peer: id }.encode();
         for (_, member) in entry.roster.others_mut(id) {
-            member.deliver(left.clone());
+            member.attachment.deliver(left.clone());
         }
         if entry.roster.is_empty() {
             forget(rooms, created_by, room);
@@ -230,7 +213,7 @@ impl Rooms {
         let message = message.encode();
         let mut inner = self.lock();
         let member = inner.rooms.get_mut(room).and_then(|r| r.roster.get_mut(to)).ok_or(UnknownPeer)?;
-        member.deliver(message);
+        member.attachment.deliver(message);
         Ok(())
     }
 }
@@ -242,23 +225,6 @@ fn forget(rooms: &mut HashMap<RoomId, Room>, created_by: &mut HashMap<IpAddr, us
         *count -= 1;
         if *count == 0 {
             created_by.remove(&creator);
-        }
-    }
-}
-
-impl Member {
-    fn deliver(&mut self, message: String) {
-        let delivered = match &mut self.attachment {
-            Attachment::Live(outbox) => outbox.try_send(message).is_ok(),
-            Attachment::Parked(backlog) if backlog.len() < OUTBOX_CAPACITY => {
-                backlog.push(message);
-                true
-            }
-            Attachment::Parked(_) => false,
-        };
-        if !delivered {
-            metrics::dropped();
-            tracing::warn!("dropped a message for a peer that is not keeping up");
         }
     }
 }

@@ -26,9 +26,11 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, timeout};
 
 use crate::State;
+use crate::attachment::OUTBOX_CAPACITY;
+use crate::cluster::Unavailable;
 use crate::limits::Admitted;
 use crate::metrics;
-use crate::rooms::{JoinError, OUTBOX_CAPACITY, Seat, UnknownPeer};
+use crate::rooms::{JoinError, Seat, UnknownPeer};
 
 /// Messages from the room written together before one flush.
 const WRITE_BATCH: usize = 32;
@@ -61,7 +63,11 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, ip: IpAddr, admitte
     let mut shutdown = state.shutdown.clone();
     // Made once: a fresh wait each turn of the loop would join and leave the channel's
     // waiter list every message.
-    let stopping = shutdown.wait_for(|stop| *stop);
+    // The watch's guard is dropped inside: the select's result must not hold it while a
+    // message is handled (it is not `Send`, and handling a join may wait for Redis).
+    let stopping = async {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
     tokio::pin!(stopping);
     let mut ticker = tokio::time::interval_at(Instant::now() + config.ping_interval, config.ping_interval);
     let mut last_seen = Instant::now();
@@ -70,7 +76,7 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, ip: IpAddr, admitte
             frame = socket.recv() => {
                 last_seen = Instant::now();
                 match frame {
-                    Some(Ok(frame)) => session.on_frame(frame),
+                    Some(Ok(frame)) => session.on_frame(frame).await,
                     Some(Err(error)) => read_failed(error),
                     None => Step::End(None, End::Lost),
                 }
@@ -130,7 +136,7 @@ pub async fn serve(mut socket: WebSocket, state: Arc<State>, ip: IpAddr, admitte
             Err(_) => break End::Evicted("slow_reader"),
         }
     };
-    session.finish(end);
+    session.finish(end).await;
 }
 
 /// What to do after one event.
@@ -170,7 +176,7 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    fn on_frame(&mut self, frame: Message) -> Step {
+    async fn on_frame(&mut self, frame: Message) -> Step {
         let text = match frame {
             Message::Text(text) => Some(text),
             Message::Binary(_) => None,
@@ -195,17 +201,17 @@ impl Session<'_> {
             return refuse(ErrorCode::BadMessage, "binary frames are not signaling; send JSON text");
         };
         match ClientMessage::decode(text.as_str()) {
-            Ok(message) => self.on_message(message),
+            Ok(message) => self.on_message(message).await,
             Err(error) => refuse(ErrorCode::BadMessage, error.to_string()),
         }
     }
 
-    fn on_message(&mut self, message: ClientMessage) -> Step {
+    async fn on_message(&mut self, message: ClientMessage) -> Step {
         let rooms = &self.state.rooms;
         match (message, &self.seat) {
             (ClientMessage::Ping {}, _) => Step::Send(ServerMessage::Pong {}),
             (ClientMessage::Join { .. }, Some(_)) => refuse(ErrorCode::AlreadyJoined, "leave this room first"),
-            (ClientMessage::Join { version, room, resume }, None) => self.join(version, &room, resume.as_deref()),
+            (ClientMessage::Join { version, room, resume }, None) => self.join(version, &room, resume.as_deref()).await,
             (ClientMessage::Signal { to, signal }, Some((room, seat))) => {
                 let from = seat.id;
                 forwarded(to, rooms.forward(room, from, to, &ServerMessage::Signal { from, signal }))
@@ -215,7 +221,7 @@ impl Session<'_> {
                 forwarded(to, rooms.forward(room, from, to, &ServerMessage::Signals { from, seq, ack, signals }))
             }
             (ClientMessage::Leave {}, Some(_)) => {
-                self.finish(End::Closed);
+                self.finish(End::Closed).await;
                 Step::Continue
             }
             (ClientMessage::Signal { .. } | ClientMessage::Signals { .. } | ClientMessage::Leave {}, None) => {
@@ -224,7 +230,7 @@ impl Session<'_> {
         }
     }
 
-    fn join(&mut self, version: u32, room: &str, resume: Option<&str>) -> Step {
+    async fn join(&mut self, version: u32, room: &str, resume: Option<&str>) -> Step {
         if version != PROTOCOL_VERSION {
             let message = format!("this relay speaks protocol version {PROTOCOL_VERSION}, not {version}");
             return refuse(ErrorCode::UnsupportedVersion, message);
@@ -235,19 +241,26 @@ impl Session<'_> {
         };
         let rooms = &self.state.rooms;
         let (outbox, inbox) = mpsc::channel(OUTBOX_CAPACITY);
-        let resumed = resume.and_then(|token| rooms.resume(&room, token, outbox.clone()));
+        let resumed = match resume {
+            Some(token) => match rooms.resume(&room, token, self.ip, outbox.clone()).await {
+                Ok(resumed) => resumed,
+                Err(Unavailable) => return unavailable(),
+            },
+            None => None,
+        };
         let was_resumed = resumed.is_some();
         let seat = match resumed {
             Some(seat) => {
                 metrics::resumed();
                 seat
             }
-            None => match rooms.join(&room, self.ip, outbox) {
+            None => match rooms.join(&room, self.ip, outbox).await {
                 Ok(seat) => seat,
                 Err(JoinError::Full(full)) => return refuse(ErrorCode::RoomFull, full.to_string()),
                 Err(JoinError::TooManyRooms) => {
                     return refuse(ErrorCode::TooManyRooms, "too many open rooms from your address");
                 }
+                Err(JoinError::Unavailable) => return unavailable(),
             },
         };
         tracing::debug!(%room, peer = %seat.id, "joined");
@@ -255,7 +268,7 @@ impl Session<'_> {
             version: PROTOCOL_VERSION,
             you: seat.id,
             peers: seat.peers.clone(),
-            ice_servers: self.state.ice_servers(seat.id),
+            ice_servers: self.state.ice_servers(seat.id, self.state.config.turn_ttl),
             ice_transport_policy: self.state.config.ice_transport_policy,
             resume: seat.token.clone(),
             resumed: was_resumed,
@@ -266,23 +279,23 @@ impl Session<'_> {
     }
 
     /// Tells the room how this peer's session ended.
-    fn finish(&mut self, end: End) {
+    async fn finish(&mut self, end: End) {
         self.inbox = None;
         let Some((room, seat)) = self.seat.take() else { return };
         let rooms = &self.state.rooms;
         match end {
-            End::Closed => rooms.leave(&room, seat.id, seat.generation),
+            End::Closed => rooms.leave(&room, seat.id, seat.generation).await,
             End::Evicted(reason) => {
                 metrics::eviction(reason);
                 tracing::debug!(%room, peer = %seat.id, reason, "evicted");
-                rooms.leave(&room, seat.id, seat.generation);
+                rooms.leave(&room, seat.id, seat.generation).await;
             }
             End::Lost => {
-                if rooms.park(&room, seat.id, seat.generation) {
+                if rooms.park(&room, seat.id, seat.generation).await {
                     let state = self.state.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(state.config.resume_grace).await;
-                        state.rooms.expire(&room, seat.id, seat.generation);
+                        state.rooms.expire(&room, seat.id, seat.generation).await;
                     });
                 }
             }
@@ -321,6 +334,11 @@ fn forwarded(to: PeerId, result: Result<(), UnknownPeer>) -> Step {
         Ok(()) => Step::Continue,
         Err(UnknownPeer) => Step::Send(ServerMessage::unknown_peer(to)),
     }
+}
+
+/// A join or resume that needs Redis while it cannot be reached: the page tries again.
+fn unavailable() -> Step {
+    refuse(ErrorCode::Unavailable, "the service is busy; try again in a moment")
 }
 
 fn refuse(code: ErrorCode, message: impl Into<String>) -> Step {

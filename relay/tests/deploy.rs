@@ -14,7 +14,13 @@ use std::time::{Duration, Instant};
 use clap::CommandFactory;
 use common::{INDEX_HTML, TestResult, http_get, static_dir};
 
-const FILES: &[&str] = &["Dockerfile", "deploy/compose.yaml", "deploy/linkcall-relay.service", "deploy/example.env"];
+const FILES: &[&str] = &[
+    "Dockerfile",
+    "deploy/compose.yaml",
+    "deploy/compose.scaled.yaml",
+    "deploy/linkcall-relay.service",
+    "deploy/example.env",
+];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{INDEX_HTML, Relay, TestResult, join_message, offer, room};
-use shared::protocol::{ClientMessage, ErrorCode, IceServer, IceTransportPolicy, ServerMessage, Signal};
+use shared::protocol::{ClientMessage, ErrorCode, IceConfig, IceServer, IceTransportPolicy, ServerMessage, Signal};
 use shared::room::PeerId;
 
 #[tokio::test]
@@ -156,6 +156,36 @@ async fn joiners_get_short_lived_turn_credentials_and_the_ice_policy() -> TestRe
     let expiry: u64 = expiry.parse()?;
     assert!((now + 3590..=now + 3610).contains(&expiry), "expiry {expiry} is not an hour after {now}");
     assert_eq!(turn.credential.as_ref().map(String::len), Some(28), "base64 of a 20-byte HMAC-SHA1");
+    relay.stop().await
+}
+
+#[tokio::test]
+async fn a_page_gets_the_ice_servers_before_joining_with_credentials_for_a_check_only() -> TestResult {
+    let turn_url = "turn:127.0.0.1:3478?transport=udp";
+    let flags =
+        ["--ice-server", "stun:127.0.0.1:3478", "--turn-url", turn_url, "--turn-secret", "north", "--turn-ttl", "1h"];
+    let relay = Relay::start(&flags).await?;
+    let response = relay.get_full("/ice").await?;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.header("cache-control"), Some("no-store"), "its credentials expire");
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let config: IceConfig = serde_json::from_str(&response.body)?;
+    assert_eq!(config.ice_transport_policy, IceTransportPolicy::All);
+    let [stun, turn] = config.ice_servers.as_slice() else { return Err(response.body.into()) };
+    assert_eq!(*stun, IceServer { urls: vec!["stun:127.0.0.1:3478".into()], username: None, credential: None });
+    assert_eq!(turn.urls, [turn_url]);
+    let username = turn.username.as_deref().ok_or("no username")?;
+    let (expiry, user) = username.split_once(':').ok_or("username is not expiry:user")?;
+    assert_eq!(user, "check", "no peer's name");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+    let expiry: u64 = expiry.parse()?;
+    assert!((now + 590..=now + 610).contains(&expiry), "expiry {expiry} is not 10 minutes after {now}");
+    assert_eq!(turn.credential.as_ref().map(String::len), Some(28), "base64 of a 20-byte HMAC-SHA1");
+    relay.stop().await?;
+
+    let relay = Relay::start(&["--ice-transport-policy", "relay"]).await?;
+    let (status, body) = relay.get("/ice").await?;
+    assert_eq!((status, body.as_str()), (200, r#"{"iceServers":[],"iceTransportPolicy":"relay"}"#));
     relay.stop().await
 }
 

@@ -14,14 +14,18 @@
 //! - [`engine`]: the call engine, sans I/O: events in, commands out.
 //! - [`call`]: the one call state shown to the user, derived from the links to each peer.
 //! - [`stats`]: what `getStats` says of a link: audio levels, the network path.
+//! - [`netcheck`]: the network check before joining: whether calls across networks get through.
 //! - [`verify`]: the verification code two people compare to know nobody is in between.
+//! - [`chat`]: names and text chat on the data channel between peers, and the chat's log.
 
 pub mod agent;
 pub mod backoff;
 pub mod bitrate;
 pub mod call;
+pub mod chat;
 pub mod engine;
 pub mod negotiation;
+pub mod netcheck;
 pub mod protocol;
 pub mod room;
 pub mod stats;

@@ -241,6 +241,24 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
+/// The answer to the relay's `GET /ice`: the ICE servers and policy a page's connections
+/// would get on joining now (TURN with credentials of its own, short-lived), for a network
+/// check before joining ([`crate::netcheck`]). Shaped as an `RTCConfiguration` (camelCase), so
+/// a page can pass the JSON to `new RTCPeerConnection` as it is.
+///
+/// ```json
+/// {"iceServers":[{"urls":["turn:turn.example.org:3478"],"username":"1700000000:check","credential":"..."}],"iceTransportPolicy":"all"}
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IceConfig {
+    /// The ICE servers, as in [`ServerMessage::Joined`].
+    pub ice_servers: Vec<IceServer>,
+    /// Which candidates a call may use.
+    #[serde(default)]
+    pub ice_transport_policy: IceTransportPolicy,
+}
+
 /// `RTCConfiguration.iceTransportPolicy`: whether browsers may connect directly or only
 /// through TURN (which hides each side's IP address from the other).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -279,6 +297,10 @@ pub enum ErrorCode {
     TooManyConnections,
     /// Too many rooms opened from your address.
     TooManyRooms,
+    /// The relay cannot reach what it shares rooms through (several relays behind one
+    /// address) just now: the join or resume was not done. Try again in a moment; calls
+    /// already connected go on.
+    Unavailable,
     /// A code this version does not know (from a newer relay).
     #[serde(other)]
     Unknown,
@@ -298,6 +320,7 @@ impl ErrorCode {
             Self::RateLimited => "rate_limited",
             Self::TooManyConnections => "too_many_connections",
             Self::TooManyRooms => "too_many_rooms",
+            Self::Unavailable => "unavailable",
             Self::Unknown => "unknown",
         }
     }
@@ -395,6 +418,24 @@ mod tests {
             assert_eq!(message.encode(), wire);
             assert_eq!(ClientMessage::decode(wire).unwrap(), message);
         }
+    }
+
+    #[test]
+    fn the_ice_configuration_reads_as_an_rtc_configuration() {
+        let config = IceConfig {
+            ice_servers: vec![
+                IceServer { urls: vec!["stun:127.0.0.1:3478".into()], username: None, credential: None },
+                IceServer {
+                    urls: vec!["turn:h:3478".into()],
+                    username: Some("u".into()),
+                    credential: Some("p".into()),
+                },
+            ],
+            ice_transport_policy: IceTransportPolicy::Relay,
+        };
+        let wire = r#"{"iceServers":[{"urls":["stun:127.0.0.1:3478"]},{"urls":["turn:h:3478"],"username":"u","credential":"p"}],"iceTransportPolicy":"relay"}"#;
+        assert_eq!(serde_json::to_string(&config).unwrap(), wire);
+        assert_eq!(serde_json::from_str::<IceConfig>(wire).unwrap(), config);
     }
 
     #[test]

@@ -84,6 +84,13 @@ impl CandidateType {
         }
     }
 
+    /// The type of a candidate given as its line, `candidate:… typ <type> …` (RFC 8839).
+    pub fn of_line(line: &str) -> Option<Self> {
+        let mut words = line.split_ascii_whitespace();
+        words.find(|word| *word == "typ")?;
+        Self::parse(words.next()?)
+    }
+
     /// The browser's spelling, as the UI's `data-path` shows it.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -482,6 +489,11 @@ mod tests {
         for kind in [CandidateType::Host, CandidateType::Srflx, CandidateType::Prflx, CandidateType::Relay] {
             assert_eq!(CandidateType::parse(kind.as_str()), Some(kind));
         }
+        assert_eq!(
+            CandidateType::of_line("candidate:1 1 udp 1 192.0.2.1 9 typ srflx raddr 0.0.0.0"),
+            Some(CandidateType::Srflx)
+        );
+        assert_eq!(CandidateType::of_line("candidate:1 1 udp 1 192.0.2.1 9 typ"), None);
         assert_eq!(CandidateType::parse("RELAY"), None);
         assert_eq!(CandidateType::parse(""), None);
     }

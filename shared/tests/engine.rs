@@ -1,13 +1,15 @@
 //! The five ways the old page's call died silently, each replayed against the engine: a
 //! signal lost in a half-open socket, an offer that came while an answer was being
 //! applied, device toggles that raced `getUserMedia`, a relay that speaks a newer protocol,
-//! and a mesh join that overran the relay's burst.
+//! and a mesh join that overran the relay's burst; and the news a person hears of (who came,
+//! who went).
 
 use shared::call::{Link, Session};
 use shared::engine::{
-    Candidate, Command, Conn, DeviceKind, Engine, Input, PACE_BURST, PACE_PER_SECOND, Request, SdpKind,
+    ANSWER_WAIT_MS, Candidate, Command, Conn, DeviceError, DeviceKind, Engine, Input, JOIN_ATTEMPTS, PACE_BURST,
+    PACE_PER_SECOND, Request, SdpKind,
 };
-use shared::protocol::{ClientMessage, ServerMessage, Signal};
+use shared::protocol::{ClientMessage, ErrorCode, ServerMessage, Signal};
 use shared::room::{PeerId, RoomId};
 
 /// One engine and a clock: feeds inputs and keeps every command it answered.
@@ -116,6 +118,45 @@ fn an_offer_lost_in_a_half_open_socket_is_sent_again_after_the_resume() {
         "and asks Bo where he is"
     );
     assert_eq!(ana.engine.view().session, Session::Joined);
+}
+
+#[test]
+fn a_resume_refused_while_the_relays_store_is_down_is_tried_again_and_the_call_goes_on() {
+    let mut ana = Page::new();
+    ana.join(2, &[1]);
+    ana.feed(Input::SocketClosed);
+    ana.wait(ana.now + 5_000);
+    ana.feed(Input::SocketOpened);
+    let refused = ana.feed(Input::Received(ServerMessage::error(ErrorCode::Unavailable, "busy")));
+    assert!(refused.contains(&Command::CloseSocket { resuming: true }), "{refused:?}");
+    assert_eq!(ana.engine.view().session, Session::Lost);
+    assert!(!refused.iter().any(|c| matches!(c, Command::CloseConnection { .. })), "the call's links stay");
+    let retried = ana.wait(ana.now + 5_000);
+    assert!(retried.contains(&Command::OpenSocket));
+    ana.feed(Input::SocketOpened);
+    ana.feed(joined(2, &[1], true));
+    assert_eq!(ana.engine.view().session, Session::Joined);
+}
+
+#[test]
+fn a_first_join_refused_while_the_relays_store_is_down_says_busy_and_keeps_trying() {
+    let mut ana = Page::new();
+    let mut opened = ana.feed(Input::Join);
+    opened.extend(ana.feed(Input::DeviceOpened { request: Request(1), device: Some("mic".into()) }));
+    // More refusals than the attempts an unreachable relay gets: a busy one answers.
+    for _ in 0..JOIN_ATTEMPTS + 2 {
+        assert!(opened.contains(&Command::OpenSocket), "{opened:?}");
+        ana.feed(Input::SocketOpened);
+        ana.feed(Input::Received(ServerMessage::error(ErrorCode::Unavailable, "busy")));
+        let view = ana.engine.view();
+        assert!(view.busy && view.session == Session::Joining, "{view:?}");
+        opened = ana.wait(ana.now + 5_000);
+    }
+    assert!(opened.contains(&Command::OpenSocket), "{opened:?}");
+    ana.feed(Input::SocketOpened);
+    ana.feed(joined(1, &[], false));
+    let view = ana.engine.view();
+    assert!(!view.busy && view.session == Session::Joined, "{view:?}");
 }
 
 #[test]
@@ -315,8 +356,7 @@ fn an_offer_from_the_peers_new_connection_that_ours_refuses_is_answered_on_a_new
     assert!(matches!(renewed[1], Command::OpenConnection { conn: Conn(2), peer: PeerId(2), .. }), "{renewed:?}");
     let sdp = "ana's new offer".to_owned();
     assert!(renewed.contains(&Command::SetRemote { conn: Conn(2), kind: SdpKind::Offer, sdp }), "{renewed:?}");
-    let adding = bo.feed(Input::Done { conn: Conn(2), description: None });
-    assert!(matches!(adding[..], [Command::AddCandidates { conn: Conn(2), .. }]), "{adding:?}");
+    // The answer first: the candidates fit as well after it, and Ana waits for it.
     let answering = bo.feed(Input::Done { conn: Conn(2), description: None });
     assert!(answering.contains(&Command::CreateAnswer { conn: Conn(2), send: true }), "{answering:?}");
     let answered = bo.feed(Input::Done { conn: Conn(2), description: Some("bo's new answer".into()) });
@@ -325,6 +365,7 @@ fn an_offer_from_the_peers_new_connection_that_ours_refuses_is_answered_on_a_new
             if signals == &[Signal::Answer { sdp: "bo's new answer".into() }])),
         "{answered:?}"
     );
+    assert!(answered.iter().any(|c| matches!(c, Command::AddCandidates { conn: Conn(2), .. })), "{answered:?}");
     let shown: Vec<Conn> = bo.engine.view().peers.iter().map(|p| p.conn).collect();
     assert_eq!(shown, [Conn(2)]);
 
@@ -481,4 +522,88 @@ fn a_connection_whose_dtls_failed_is_replaced_by_a_new_one_that_offers() {
     assert!(applying.iter().any(|c| matches!(c, Command::SetRemote { conn: Conn(2), kind: SdpKind::Answer, .. })));
     let shown: Vec<Conn> = bo.engine.view().peers.iter().map(|p| p.conn).collect();
     assert_eq!(shown, [Conn(2)]);
+}
+
+#[test]
+fn comings_and_goings_count_those_who_come_after_us_not_those_already_there() {
+    let mut page = Page::new();
+    page.join(2, &[1]);
+    assert_eq!((page.engine.view().comings, page.engine.view().goings), (0, 0), "Guest 1 was there");
+    page.feed(Input::Received(ServerMessage::PeerJoined { peer: PeerId(3) }));
+    // A newcomer whose first signal came before the relay's word is one arrival, not two.
+    page.feed(from(4, 1, 0, vec![offer("v=0")]));
+    page.feed(Input::Received(ServerMessage::PeerJoined { peer: PeerId(4) }));
+    assert_eq!(page.engine.view().comings, 2);
+    page.feed(Input::Received(ServerMessage::PeerLeft { peer: PeerId(1) }));
+    // Told twice (a late `unknown_peer` after `peer_left`): one departure.
+    page.feed(Input::Received(ServerMessage::PeerLeft { peer: PeerId(1) }));
+    assert_eq!((page.engine.view().comings, page.engine.view().goings), (2, 1));
+}
+
+#[test]
+fn a_listener_joins_without_a_microphone_and_talks_once_it_turns_one_on() {
+    let mut page = Page::new();
+    let commands = page.feed(Input::Listen);
+    assert_eq!(commands, [Command::OpenSocket], "no microphone asked for");
+    page.feed(Input::SocketOpened);
+    page.feed(joined(2, &[1], false));
+    assert!(page.engine.view().listening);
+    assert_eq!(page.engine.view().session, Session::Joined);
+
+    // Refused: the call goes on, listening, and says why.
+    page.feed(Input::Mute(false));
+    page.feed(Input::DeviceFailed { request: Request(1), error: DeviceError::Denied });
+    let view = page.engine.view();
+    assert_eq!((view.session, view.listening), (Session::Joined, true));
+    assert_eq!(view.device_failure.map(|f| f.kind), Some(DeviceKind::Microphone));
+
+    // Allowed: it goes on every connection, unmuted.
+    page.feed(Input::Mute(false));
+    let commands = page.feed(Input::DeviceOpened { request: Request(2), device: Some("mic".into()) });
+    assert_eq!(commands, [Command::UseDevice { request: Request(2) }, Command::Mute(false)]);
+    let view = page.engine.view();
+    assert!(!view.listening && !view.muted && view.device_failure.is_none());
+}
+
+#[test]
+fn on_a_starved_page_a_late_offer_is_waited_for_not_collided_with() {
+    // Bo was there; Ana arrives and offers, but her page takes seconds to make the offer.
+    let mut bo = Page::new();
+    bo.join(1, &[]);
+    bo.feed(Input::Received(ServerMessage::PeerJoined { peer: PeerId(2) }));
+    let waited = bo.wait(20_000);
+    assert!(!waited.iter().any(|c| matches!(c, Command::CreateOffer { .. })), "Bo offered over Ana's: {waited:?}");
+    let applying = bo.feed(from(2, 1, 0, vec![offer("ana's late offer")]));
+    assert!(applying.iter().any(|c| matches!(c, Command::SetRemote { kind: SdpKind::Offer, .. })), "{applying:?}");
+
+    // Ana's own side: her offer, made in 7 s, gets its while to be answered from when it
+    // went out, not from when she started.
+    let mut ana = Page::new();
+    ana.join(2, &[1]);
+    assert!(ana.log.iter().any(|(_, c)| matches!(c, Command::CreateOffer { ice_restart: false, .. })));
+    ana.now = 7_000;
+    ana.feed(Input::Done { conn: Conn(1), description: Some("ana's offer".into()) });
+    let waited = ana.wait(7_000 + ANSWER_WAIT_MS - 100);
+    assert!(!waited.iter().any(|c| matches!(c, Command::Rollback { .. })), "rolled back too soon: {waited:?}");
+}
+
+#[test]
+fn the_screen_is_shared_in_the_call_only_and_a_closed_picker_is_no_news() {
+    let mut page = Page::new();
+    assert!(page.feed(Input::Screen(true)).is_empty(), "shared before joining");
+    page.join(2, &[1]);
+    let asked = page.feed(Input::Screen(true));
+    assert!(matches!(asked[..], [Command::OpenDevice { request: Request(2), kind: DeviceKind::Screen, .. }]));
+    assert!(page.engine.view().sharing);
+    // The person closes the browser's picker.
+    page.feed(Input::DeviceFailed { request: Request(2), error: DeviceError::Denied });
+    let view = page.engine.view();
+    assert!(!view.sharing && view.device_failure.is_none());
+
+    page.feed(Input::Screen(true));
+    let used = page.feed(Input::DeviceOpened { request: Request(3), device: None });
+    assert_eq!(used, [Command::UseDevice { request: Request(3) }]);
+    // The browser's own "stop sharing".
+    assert_eq!(page.feed(Input::Screen(false)), [Command::StopDevice { request: Request(3) }]);
+    assert!(!page.engine.view().sharing);
 }

@@ -429,6 +429,7 @@ impl Sim {
                         client.camera = Some(request);
                         self.attach_video(c, true);
                     }
+                    Some(DeviceKind::Screen) => panic!("#{c} shares a screen: nobody here asks for that"),
                     None => panic!("#{c} uses {request:?}, which is not running"),
                 }
             }

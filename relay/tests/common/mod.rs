@@ -2,6 +2,9 @@
 
 #![allow(dead_code, missing_docs)] // Each test binary uses part of the harness.
 
+pub mod haproxy;
+pub mod redis_server;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -268,6 +271,12 @@ pub struct Client {
 }
 
 impl Client {
+    /// Opens the signaling socket at `addr` (a relay, or a balancer in front of relays).
+    pub async fn connect(addr: SocketAddr) -> Result<Self, Box<dyn std::error::Error>> {
+        let (socket, _) = connect_async(format!("ws://{addr}/ws")).await?;
+        Ok(Self { socket })
+    }
+
     pub async fn send(&mut self, message: &ClientMessage) -> TestResult {
         self.send_text(&message.encode()).await
     }

@@ -17,8 +17,17 @@ use crate::protocol::Signal;
 
 /// A dropped link gets this long to come back by itself before an ICE restart.
 pub const RESTART_DISCONNECTED_MS: u64 = 3_000;
-/// A new link gets this long to connect before it is renegotiated.
+/// A new link that offers first gets this long to connect before it is renegotiated. One
+/// that answers waits for the peer's offer, which the numbered signals deliver: its own
+/// offer would only collide with it (seen on pages starved of CPU, where an offer took 6 s
+/// to make); once the offer is answered, it gets [`RETRY_MIN_MS`] to connect.
 pub const FIRST_CONNECT_MS: u64 = 8_000;
+/// Our offer gets this long to be answered, from when it went out, before it is rolled
+/// back and made again. Delivered (the numbered signals are acknowledged), an offer is
+/// answered unless the peer's page is stuck: rolled back while the answer was on its way,
+/// it left the peer checking candidates nobody gathers any more (seen on pages starved of
+/// CPU, where an answer took 5 s).
+pub const ANSWER_WAIT_MS: u64 = 10_000;
 /// After a renegotiation, the wait before the next one doubles from this...
 pub const RETRY_MIN_MS: u64 = 4_000;
 /// ...up to this.
@@ -85,6 +94,9 @@ pub struct Link {
     wants_restart: bool,
     /// Renegotiate if the link is not healthy by then.
     deadline: Option<u64>,
+    /// When our offer outstanding went out: it is not rolled back before
+    /// [`ANSWER_WAIT_MS`] from then, whatever the deadline.
+    offered_at: Option<u64>,
     retries: u32,
     /// The engine is to replace the connection ([`Renewal`]).
     renewal: Option<Renewal>,
@@ -118,7 +130,8 @@ impl Link {
             sending: false,
             wants_offer: role.offers_first,
             wants_restart: false,
-            deadline: Some(now + FIRST_CONNECT_MS),
+            deadline: role.offers_first.then_some(now + FIRST_CONNECT_MS),
+            offered_at: None,
             retries: 0,
             renewal: None,
             applying: None,
@@ -224,7 +237,15 @@ impl Link {
 
     /// When [`Link::poll`] has something to do without new input.
     pub fn deadline(&self) -> Option<u64> {
-        self.deadline.filter(|_| self.op.is_none())
+        self.due().filter(|_| self.op.is_none())
+    }
+
+    /// When the link is renegotiated if it is not healthy: at its deadline, but an offer
+    /// outstanding first gets its while to be answered (made on a page starved of CPU, it
+    /// may have gone out just before).
+    fn due(&self) -> Option<u64> {
+        let offered = self.offered_at.filter(|_| self.signaling == Signaling::HaveLocalOffer);
+        self.deadline.map(|at| offered.map_or(at, |offered| at.max(offered + ANSWER_WAIT_MS)))
     }
 
     /// The result of the operation in flight; `description` is the local SDP an offer or an
@@ -235,6 +256,7 @@ impl Link {
         match op {
             Op::Offer => {
                 self.signaling = Signaling::HaveLocalOffer;
+                self.offered_at = Some(now);
                 description.map(|sdp| Signal::Offer { sdp })
             }
             Op::Answer => {
@@ -304,17 +326,20 @@ impl Link {
         if self.op.is_some() || self.renewal.is_some() {
             return None;
         }
-        if let Some(command) = self.next_signal() {
-            return Some(command);
-        }
+        // The answer goes before the candidates waiting behind the offer: they fit just as
+        // well after it, and the peer waits for it (one candidate at a time took 1.5 s on a
+        // page starved of CPU, and the peer gave up on its offer meanwhile).
         let conn = self.conn;
         if self.signaling == Signaling::HaveRemoteOffer {
             let send = self.send_now();
             return self.start(Op::Answer, Command::CreateAnswer { conn, send });
         }
+        if let Some(command) = self.next_signal() {
+            return Some(command);
+        }
         // A link that is not healthy by its deadline is renegotiated, once what we sent
         // the peer has arrived (another offer on top of an undelivered one helps nobody).
-        if online && idle_channel && self.deadline.is_some_and(|d| now >= d) {
+        if online && idle_channel && self.due().is_some_and(|d| now >= d) {
             if self.retries == RENEGOTIATIONS_BEFORE_NEW_CONNECTION {
                 self.renewal = Some(Renewal::Offer);
                 return None;

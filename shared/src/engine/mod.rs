@@ -46,6 +46,8 @@ use channel::{Channel, Received};
 use devices::Slot;
 use link::{Link, Renewal};
 
+pub use link::ANSWER_WAIT_MS;
+
 /// A socket that has not opened after this long is given up and another one tried: after
 /// a network change, a connection attempt can hang on unanswered SYNs for much longer.
 pub const SOCKET_OPEN_TIMEOUT_MS: u64 = 2_500;
@@ -77,6 +79,9 @@ pub enum DeviceKind {
     Microphone,
     /// Video input.
     Camera,
+    /// What is on the screen (`getDisplayMedia`): sent in place of the camera's picture
+    /// while shared.
+    Screen,
 }
 
 /// An SDP's type.
@@ -170,6 +175,10 @@ pub struct DeviceFailure {
 pub enum Input {
     /// The person tapped "join" (opens the microphone, then the socket).
     Join,
+    /// The person chose to join without a microphone, only to listen (from the choice
+    /// before joining, or when the microphone was refused). [`Input::Mute`]`(false)` turns
+    /// the microphone on later, in the call.
+    Listen,
     /// The person left, or the page is going away.
     Leave,
     /// The person wants to try the microphone before joining.
@@ -178,6 +187,8 @@ pub enum Input {
     Mute(bool),
     /// Camera on or off.
     Camera(bool),
+    /// Share the screen, or stop (also when the browser's own "stop sharing" ended it).
+    Screen(bool),
     /// The person picked a device.
     Pick(DeviceKind, String),
     /// The signaling socket opened.
@@ -354,12 +365,25 @@ pub struct View {
     pub device_failure: Option<DeviceFailure>,
     /// Someone left and nobody else is here.
     pub peer_left: bool,
+    /// The relay said it cannot seat us just now (`unavailable`: the store it shares rooms
+    /// through is down): the page says the service is busy while the engine tries again.
+    pub busy: bool,
+    /// How many people came into the room after us, and how many left it, in this page's
+    /// life: the page chimes and announces each change (those already there when we
+    /// joined are no news).
+    pub comings: u32,
+    /// See [`View::comings`].
+    pub goings: u32,
     /// The remote participants, by id.
     pub peers: Vec<PeerView>,
     /// Whether our microphone is muted.
     pub muted: bool,
+    /// Whether we only listen: in the call without a microphone.
+    pub listening: bool,
     /// Whether the person wants the camera on (the toggle shows this at once).
     pub camera_on: bool,
+    /// Whether the person shares the screen (the toggle shows this at once).
+    pub sharing: bool,
     /// The microphone in use, or picked.
     pub microphone: Option<String>,
     /// The camera in use, or picked.
@@ -442,7 +466,11 @@ pub struct Engine {
     failure: Option<Failure>,
     device_failure: Option<DeviceFailure>,
     peer_left: bool,
+    /// See [`View::busy`]: until a join goes through, or the person leaves.
+    busy: bool,
     muted: bool,
+    /// In the call without a microphone ([`Input::Listen`]), until one opens.
+    listening: bool,
     socket: Socket,
     /// Our seat: id and resume token, once joined.
     me: Option<PeerId>,
@@ -463,9 +491,12 @@ pub struct Engine {
     /// Who left during this seat: a late signal of theirs must not bring them back (the
     /// relay never reuses an id in a room).
     departed: std::collections::BTreeSet<PeerId>,
+    comings: u32,
+    goings: u32,
     next_conn: u64,
     microphone: Slot,
     camera: Slot,
+    screen: Slot,
     next_request: u32,
     out: Vec<Command>,
 }
@@ -481,7 +512,9 @@ impl Engine {
             failure: None,
             device_failure: None,
             peer_left: false,
+            busy: false,
             muted: false,
+            listening: false,
             socket: Socket::Closed { retry: None },
             me: None,
             token: None,
@@ -495,9 +528,12 @@ impl Engine {
             probing: false,
             peers: BTreeMap::new(),
             departed: Default::default(),
+            comings: 0,
+            goings: 0,
             next_conn: 0,
             microphone: Slot::default(),
             camera: Slot::default(),
+            screen: Slot::default(),
             next_request: 0,
             out: Vec::new(),
         }
@@ -543,9 +579,14 @@ impl Engine {
             failure: self.failure.clone(),
             device_failure: self.device_failure.clone(),
             peer_left: self.peer_left,
+            busy: self.busy,
+            comings: self.comings,
+            goings: self.goings,
             peers: self.peers.values().map(|p| PeerView { conn: p.conn, id: p.id, link: p.link.shown() }).collect(),
             muted: self.muted,
+            listening: self.listening,
             camera_on: self.camera.wanted(),
+            sharing: self.screen.wanted(),
             microphone: self.microphone.device().map(str::to_owned),
             camera: self.camera.device().map(str::to_owned),
         }
@@ -559,24 +600,28 @@ impl Engine {
     /// Acts on `input` at `now` (milliseconds on any steady clock).
     pub fn handle(&mut self, input: Input, now: u64) {
         match input {
-            Input::Join => self.join(now),
+            Input::Join => self.join(now, false),
+            Input::Listen => self.join(now, true),
             Input::Leave => self.leave(),
             Input::TestMicrophone => {
                 self.failure = None;
+                self.microphone.want(DeviceKind::Microphone, &mut self.next_request, &mut self.out);
+            }
+            // A listener's unmute is the microphone turned on; it joins the call when open.
+            Input::Mute(false) if self.listening => {
+                self.device_failure = None;
                 self.microphone.want(DeviceKind::Microphone, &mut self.next_request, &mut self.out);
             }
             Input::Mute(muted) => {
                 self.muted = muted;
                 self.out.push(Command::Mute(muted));
             }
-            Input::Camera(on) => self.set_camera(on),
+            Input::Camera(on) => self.set_picture(DeviceKind::Camera, on),
+            Input::Screen(on) => self.set_picture(DeviceKind::Screen, on),
             Input::Pick(kind, device) => {
                 self.device_failure = None;
-                let slot = match kind {
-                    DeviceKind::Microphone => &mut self.microphone,
-                    DeviceKind::Camera => &mut self.camera,
-                };
-                slot.pick(kind, device, &mut self.next_request, &mut self.out);
+                let (slot, next, out) = self.slot(kind);
+                slot.pick(kind, device, next, out);
             }
             Input::SocketOpened => self.socket_opened(now),
             Input::SocketClosed => self.socket_lost(now, false),
@@ -634,7 +679,8 @@ impl Engine {
         self.socket == Socket::Open { joined: true }
     }
 
-    fn join(&mut self, now: u64) {
+    /// Joins with the microphone, or without it (`listen`): then at once.
+    fn join(&mut self, now: u64, listen: bool) {
         if matches!(self.session, Session::Joining | Session::Joined | Session::Lost) {
             return;
         }
@@ -644,8 +690,13 @@ impl Engine {
         self.seated = false;
         self.token = None;
         self.attempt = 0;
-        self.microphone.want(DeviceKind::Microphone, &mut self.next_request, &mut self.out);
-        if self.microphone.running() {
+        self.listening = listen;
+        if listen {
+            self.microphone.release(&mut self.out);
+        } else {
+            self.microphone.want(DeviceKind::Microphone, &mut self.next_request, &mut self.out);
+        }
+        if listen || self.microphone.running() {
             self.connect(now);
         }
     }
@@ -655,23 +706,43 @@ impl Engine {
         self.out.push(Command::OpenSocket);
     }
 
-    fn set_camera(&mut self, on: bool) {
+    /// The slot of `kind`, with what opening a device needs.
+    fn slot(&mut self, kind: DeviceKind) -> (&mut Slot, &mut u32, &mut Vec<Command>) {
+        let slot = match kind {
+            DeviceKind::Microphone => &mut self.microphone,
+            DeviceKind::Camera => &mut self.camera,
+            DeviceKind::Screen => &mut self.screen,
+        };
+        (slot, &mut self.next_request, &mut self.out)
+    }
+
+    /// The camera or the screen on (in the call only) or off.
+    fn set_picture(&mut self, kind: DeviceKind, on: bool) {
         self.device_failure = None;
-        if on && matches!(self.session, Session::Joined | Session::Lost) {
-            self.camera.want(DeviceKind::Camera, &mut self.next_request, &mut self.out);
+        let joined = matches!(self.session, Session::Joined | Session::Lost);
+        let (slot, next, out) = self.slot(kind);
+        if on && joined {
+            slot.want(kind, next, out);
         } else {
-            self.camera.release(&mut self.out);
+            slot.release(out);
         }
     }
 
     fn device_opened(&mut self, request: Request, device: Option<String>, now: u64) {
         if self.microphone.is_opening(request) {
             self.microphone.opened(request, device, &mut self.out);
+            // A listener who turned the microphone on talks now, unmuted.
+            if std::mem::take(&mut self.listening) {
+                self.muted = false;
+                self.out.push(Command::Mute(false));
+            }
             if self.session == Session::Joining && self.socket == (Socket::Closed { retry: None }) {
                 self.connect(now);
             }
         } else if self.camera.is_opening(request) {
             self.camera.opened(request, device, &mut self.out);
+        } else if self.screen.is_opening(request) {
+            self.screen.opened(request, device, &mut self.out);
         } else {
             // Nobody waits for it any more.
             self.out.push(Command::StopDevice { request });
@@ -680,13 +751,17 @@ impl Engine {
 
     fn device_failed(&mut self, request: Request, error: DeviceError) {
         if self.microphone.failed(request) {
-            if self.microphone.running() {
+            // A listener keeps listening: the call goes on without the microphone.
+            if self.microphone.running() || self.listening {
                 self.device_failure = Some(DeviceFailure { kind: DeviceKind::Microphone, error });
             } else {
                 self.fail(Failure::Microphone(error));
             }
         } else if self.camera.failed(request) {
             self.device_failure = Some(DeviceFailure { kind: DeviceKind::Camera, error });
+        } else if self.screen.failed(request) && error != DeviceError::Denied {
+            // Denied is the person closing the browser's picker: no news.
+            self.device_failure = Some(DeviceFailure { kind: DeviceKind::Screen, error });
         }
     }
 
@@ -718,7 +793,8 @@ impl Engine {
         if ours {
             self.out.push(Command::CloseSocket { resuming: true });
         }
-        if !self.seated && self.attempt + 1 >= JOIN_ATTEMPTS {
+        // A relay that answers `unavailable` is reachable: keep trying while it is busy.
+        if !self.seated && !self.busy && self.attempt + 1 >= JOIN_ATTEMPTS {
             return self.fail(Failure::RelayUnreachable);
         }
         if self.seated {
@@ -796,6 +872,13 @@ impl Engine {
                     self.fail(Failure::Refused(code));
                 }
                 ErrorCode::RateLimited => self.pacer.empty(now),
+                // The relay cannot reach the rooms it shares with other relays just now: try
+                // again on a new socket after the backoff (the balancer may pick another
+                // relay); the connections of a seat go on meanwhile.
+                ErrorCode::Unavailable if !self.online() => {
+                    self.busy = true;
+                    self.socket_lost(now, true);
+                }
                 // Passing: a signal to someone who just left; what was dropped is sent again.
                 _ => {}
             },
@@ -808,6 +891,7 @@ impl Engine {
         }
         self.socket = Socket::Open { joined: true };
         self.session = Session::Joined;
+        self.busy = false;
         self.seated = true;
         self.attempt = 0;
         self.token = Some(token);
@@ -851,6 +935,9 @@ impl Engine {
         let conn = self.open_connection(id);
         let link = Link::new(conn, negotiation::role(me, id, met), now);
         self.peers.insert(id, Peer { id, conn, link, channel: Channel::new(id) });
+        if met == Met::Arrived {
+            self.comings += 1;
+        }
     }
 
     /// Closes `conn` and makes a new connection to the same peer in its place, which offers
@@ -887,6 +974,7 @@ impl Engine {
         if let Some(peer) = self.peers.remove(&id) {
             self.out.push(Command::CloseConnection { conn: peer.conn });
             self.peer_left = self.peers.is_empty();
+            self.goings += 1;
         }
     }
 
@@ -915,8 +1003,11 @@ impl Engine {
         }
         self.me = None;
         self.token = None;
+        self.listening = false;
+        self.busy = false;
         self.microphone.release(&mut self.out);
         self.camera.release(&mut self.out);
+        self.screen.release(&mut self.out);
     }
 
     /// Each link's next operation, if it has one.

@@ -1,0 +1,316 @@
+//! The room rules in Redis: each change to a room is one Lua script, so that two relays
+//! changing the same room at once see it one after the other (Redis runs a script whole),
+//! and the event the change makes is published in the same step, in the same order.
+//!
+//! A room `R` is three hashes and a channel: `lc:{R}:seats` (peer id → `"<token>
+//! <generation>"`), `lc:{R}:parked` (peer id → the time in ms its grace ends),
+//! `lc:{R}:meta` (`next`: the last id given, `creator`: the address that opened it) and
+//! `lc:{R}` ([`super::envelope`]). Two counters serve the per-address room limit:
+//! `lc:rooms` (open rooms) and `lc:ip:<address>` (rooms open by that address). Those are
+//! named inside the scripts, so this layout wants one Redis (or Valkey, or a primary with
+//! replicas), not a Redis Cluster.
+//!
+//! Every script first reaps the seats whose grace is over: a relay that was stopped while
+//! a seat waited for its socket leaves nobody to end that wait but the next relay to touch
+//! the room.
+
+use std::net::IpAddr;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use shared::room::{PeerId, RoomId};
+
+use super::envelope::{channel, key};
+use crate::limits::PerClient;
+
+/// The functions every script shares. `KEYS` are always seats, parked, meta, the channel
+/// and the room counter.
+const PRELUDE: &str = r"
+local seats, parked, meta, channel, rooms = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local function forget()
+  local creator = redis.call('HGET', meta, 'creator')
+  if creator then
+    local mine = 'lc:ip:' .. creator
+    if redis.call('DECR', mine) <= 0 then redis.call('DEL', mine) end
+    if redis.call('DECR', rooms) <= 0 then redis.call('DEL', rooms) end
+  end
+  redis.call('DEL', meta, parked)
+end
+local function remove(id)
+  redis.call('HDEL', seats, id)
+  redis.call('HDEL', parked, id)
+  redis.call('PUBLISH', channel, 'l ' .. id)
+  if redis.call('HLEN', seats) == 0 then forget() end
+end
+local function reap(now)
+  local waiting = redis.call('HGETALL', parked)
+  for i = 1, #waiting, 2 do
+    if tonumber(waiting[i + 1]) <= now then remove(waiting[i]) end
+  end
+end
+local function generation_of(id)
+  local seat = redis.call('HGET', seats, id)
+  if not seat then return nil end
+  return string.match(seat, ' (%d+)$')
+end
+";
+
+/// ARGV: capacity, token, generation, address, per-address limit, busy above, now.
+/// Returns `{"ok", id, others...}`, `{"full"}` or `{"too_many_rooms"}`.
+const JOIN: &str = r"
+reap(tonumber(ARGV[7]))
+local count = redis.call('HLEN', seats)
+if count >= tonumber(ARGV[1]) then return {'full'} end
+if count == 0 then
+  local mine = 'lc:ip:' .. ARGV[4]
+  local total = tonumber(redis.call('GET', rooms) or '0')
+  if total >= tonumber(ARGV[6]) and tonumber(redis.call('GET', mine) or '0') >= tonumber(ARGV[5]) then
+    return {'too_many_rooms'}
+  end
+  redis.call('DEL', meta, parked)
+  redis.call('INCR', mine)
+  redis.call('INCR', rooms)
+  redis.call('HSET', meta, 'creator', ARGV[4])
+end
+local id = redis.call('HINCRBY', meta, 'next', 1)
+local result = {'ok', tostring(id)}
+for _, other in ipairs(redis.call('HKEYS', seats)) do table.insert(result, other) end
+redis.call('HSET', seats, id, ARGV[2] .. ' ' .. ARGV[3])
+redis.call('PUBLISH', channel, 'j ' .. id)
+return result
+";
+
+/// ARGV: token, generation, now. Returns `{id, others...}`, or `{}` for no such seat.
+const RESUME: &str = r"
+reap(tonumber(ARGV[3]))
+local all = redis.call('HGETALL', seats)
+local prefix = ARGV[1] .. ' '
+local found
+for i = 1, #all, 2 do
+  if string.sub(all[i + 1], 1, #prefix) == prefix then found = all[i] end
+end
+if not found then return {} end
+redis.call('HSET', seats, found, prefix .. ARGV[2])
+redis.call('HDEL', parked, found)
+redis.call('PUBLISH', channel, 't ' .. found .. ' ' .. ARGV[2])
+local result = {found}
+for i = 1, #all, 2 do
+  if all[i] ~= found then table.insert(result, all[i]) end
+end
+return result
+";
+
+/// ARGV: id, generation, `1` to leave only a parked seat. Returns 1 if the peer left.
+const LEAVE: &str = r"
+if generation_of(ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] == '1' and redis.call('HEXISTS', parked, ARGV[1]) == 0 then return 0 end
+remove(ARGV[1])
+return 1
+";
+
+/// ARGV: id, generation, when the grace ends. Returns 1 if the seat now waits.
+const PARK: &str = r"
+if generation_of(ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', parked, ARGV[1], ARGV[3])
+return 1
+";
+
+/// ARGV: now.
+const REAP: &str = r"
+reap(tonumber(ARGV[1]))
+return 0
+";
+
+/// ARGV: the creator's address, then id, token, generation for each seat this relay holds.
+/// Puts back what a Redis that lost its data no longer knows; a seat it still has is left
+/// as it is.
+const RESTORE: &str = r"
+local fresh = redis.call('HLEN', seats) == 0
+local highest = tonumber(redis.call('HGET', meta, 'next') or '0')
+for i = 2, #ARGV, 3 do
+  redis.call('HSETNX', seats, ARGV[i], ARGV[i + 1] .. ' ' .. ARGV[i + 2])
+  if tonumber(ARGV[i]) > highest then highest = tonumber(ARGV[i]) end
+end
+redis.call('HSET', meta, 'next', highest)
+if fresh then
+  redis.call('INCR', 'lc:ip:' .. ARGV[1])
+  redis.call('INCR', rooms)
+  redis.call('HSET', meta, 'creator', ARGV[1])
+end
+return 0
+";
+
+/// What the join script decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Joined {
+    /// In, with this id; the others, in the order they came.
+    Seated(PeerId, Vec<PeerId>),
+    /// The room is at capacity.
+    Full,
+    /// The address has as many rooms open as it may.
+    TooManyRooms,
+}
+
+/// A seat this relay holds, to put back in a Redis that lost it.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The peer's id.
+    pub id: PeerId,
+    /// Its resume token.
+    pub token: String,
+    /// Its attachment's generation.
+    pub generation: u64,
+}
+
+/// The compiled scripts (Redis knows them by their SHA-1 and is sent the source once),
+/// and the room rules they apply.
+pub struct Scripts {
+    capacity: usize,
+    rooms_per_client: PerClient,
+    join: Script,
+    resume: Script,
+    leave: Script,
+    park: Script,
+    reap: Script,
+    restore: Script,
+}
+
+impl Scripts {
+    /// Every script with the shared prelude, for rooms of at most `capacity` people, the
+    /// rooms an address has open held to `rooms_per_client`.
+    pub fn new(capacity: usize, rooms_per_client: PerClient) -> Self {
+        let script = |body: &str| Script::new(&format!("{PRELUDE}{body}"));
+        Self {
+            capacity,
+            rooms_per_client,
+            join: script(JOIN),
+            resume: script(RESUME),
+            leave: script(LEAVE),
+            park: script(PARK),
+            reap: script(REAP),
+            restore: script(RESTORE),
+        }
+    }
+
+    /// How many people a room holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Takes a new seat in `room` for a socket from `ip`.
+    pub async fn join(
+        &self,
+        redis: &mut ConnectionManager,
+        room: &RoomId,
+        token: &str,
+        generation: u64,
+        ip: IpAddr,
+        now_ms: u64,
+    ) -> redis::RedisResult<Joined> {
+        let mut call = self.join.prepare_invoke();
+        keys(&mut call, room);
+        call.arg(self.capacity).arg(token).arg(generation).arg(ip.to_string());
+        call.arg(self.rooms_per_client.limit).arg(self.rooms_per_client.busy_above).arg(now_ms);
+        let answer: Vec<String> = call.invoke_async(redis).await?;
+        Ok(match answer.first().map(String::as_str) {
+            Some("ok") => {
+                let mut ids = peer_ids(&answer[1..]);
+                let id = ids.first().copied().unwrap_or(PeerId(0));
+                let mut others = ids.split_off(1);
+                others.sort_unstable();
+                Joined::Seated(id, others)
+            }
+            Some("full") => Joined::Full,
+            _ => Joined::TooManyRooms,
+        })
+    }
+
+    /// Takes back the seat holding `token` as attachment `generation`: its id and the
+    /// others, or `None` if no seat has that token.
+    pub async fn resume(
+        &self,
+        redis: &mut ConnectionManager,
+        room: &RoomId,
+        token: &str,
+        generation: u64,
+        now_ms: u64,
+    ) -> redis::RedisResult<Option<(PeerId, Vec<PeerId>)>> {
+        let mut call = self.resume.prepare_invoke();
+        keys(&mut call, room);
+        call.arg(token).arg(generation).arg(now_ms);
+        let answer: Vec<String> = call.invoke_async(redis).await?;
+        let mut ids = peer_ids(&answer);
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let mut others = ids.split_off(1);
+        others.sort_unstable();
+        Ok(Some((ids[0], others)))
+    }
+
+    /// Removes `id` if `generation` still holds its seat (and, with `only_parked`, the seat
+    /// waits for a resume). Returns whether it left.
+    pub async fn leave(
+        &self,
+        redis: &mut ConnectionManager,
+        room: &RoomId,
+        id: PeerId,
+        generation: u64,
+        only_parked: bool,
+    ) -> redis::RedisResult<bool> {
+        let mut call = self.leave.prepare_invoke();
+        keys(&mut call, room);
+        call.arg(id.0).arg(generation).arg(u8::from(only_parked));
+        call.invoke_async(redis).await
+    }
+
+    /// Marks `id`'s seat as waiting for a resume until `deadline_ms`.
+    pub async fn park(
+        &self,
+        redis: &mut ConnectionManager,
+        room: &RoomId,
+        id: PeerId,
+        generation: u64,
+        deadline_ms: u64,
+    ) -> redis::RedisResult<bool> {
+        let mut call = self.park.prepare_invoke();
+        keys(&mut call, room);
+        call.arg(id.0).arg(generation).arg(deadline_ms);
+        call.invoke_async(redis).await
+    }
+
+    /// Ends the seats of `room` whose grace is over.
+    pub async fn reap(&self, redis: &mut ConnectionManager, room: &RoomId, now_ms: u64) -> redis::RedisResult<()> {
+        let mut call = self.reap.prepare_invoke();
+        keys(&mut call, room);
+        call.arg(now_ms);
+        call.invoke_async(redis).await
+    }
+
+    /// Puts back the seats this relay holds in `room`, opened by `creator`.
+    pub async fn restore(
+        &self,
+        redis: &mut ConnectionManager,
+        room: &RoomId,
+        creator: IpAddr,
+        held: &[Held],
+    ) -> redis::RedisResult<()> {
+        let mut call = self.restore.prepare_invoke();
+        keys(&mut call, room);
+        call.arg(creator.to_string());
+        for seat in held {
+            call.arg(seat.id.0).arg(&seat.token).arg(seat.generation);
+        }
+        call.invoke_async(redis).await
+    }
+}
+
+/// The keys every script is given, in the prelude's order.
+fn keys(call: &mut redis::ScriptInvocation<'_>, room: &RoomId) {
+    call.key(key(room, "seats")).key(key(room, "parked")).key(key(room, "meta")).key(channel(room)).key("lc:rooms");
+}
+
+/// Peer ids as a script returns them; anything else is skipped.
+fn peer_ids(texts: &[String]) -> Vec<PeerId> {
+    texts.iter().filter_map(|text| text.parse().ok().map(PeerId)).collect()
+}
