@@ -281,6 +281,28 @@ impl Browser {
         Ok(self.client.issue_cmd(Extension { path: "goog/cdp/execute", body }).await?)
     }
 
+    /// From the next page load on, the page notes what each of its `RTCPeerConnection`s
+    /// does (operations and their outcome, state changes), for [`Browser::connection_log`]:
+    /// what a test prints when a connection does not come up. A preload script: WebDriver
+    /// BiDi's where the session has it (Firefox), DevTools' otherwise (Chromium).
+    pub async fn log_connections(&self) -> Result<()> {
+        match &self.bidi {
+            Some(bidi) => {
+                let function = format!("() => {{ {CONNECTION_LOG} }}");
+                bidi.command("script.addPreloadScript", json!({ "functionDeclaration": function })).await?
+            }
+            None => self.devtools("Page.addScriptToEvaluateOnNewDocument", json!({ "source": CONNECTION_LOG })).await?,
+        };
+        Ok(())
+    }
+
+    /// What [`Browser::log_connections`] noted, one line per event.
+    pub async fn connection_log(&self) -> Result<String> {
+        let lines = self.script("return window.__connectionLog || []").await?;
+        let lines = lines.as_array().into_iter().flatten().filter_map(Value::as_str);
+        Ok(lines.collect::<Vec<_>>().join("\n"))
+    }
+
     /// Every URL the browser requested or opened a WebSocket to since the last call, from
     /// its DevTools network events (ChromeDriver's performance log).
     pub async fn requested_urls(&self) -> Result<Vec<String>> {
@@ -330,3 +352,40 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Extension {
         (http::Method::POST, Some(self.body.to_string()))
     }
 }
+
+/// Wraps the page's `RTCPeerConnection` so that each connection notes, in
+/// `window.__connectionLog` (seconds since the page loaded), its operations, their outcome
+/// and its state changes.
+const CONNECTION_LOG: &str = r#"(() => {
+  const log = (window.__connectionLog = []);
+  const note = (id, what) => {
+    log.push(`${(performance.now() / 1000).toFixed(1)} s pc${id} ${what}`);
+    if (log.length > 2000) log.shift();
+  };
+  const Native = window.RTCPeerConnection;
+  let made = 0;
+  function Traced(...args) {
+    const pc = new Native(...args);
+    const id = ++made;
+    note(id, "new");
+    for (const event of ["connectionstatechange", "iceconnectionstatechange", "signalingstatechange"]) {
+      pc.addEventListener(event, () =>
+        note(id, `${event}: ${pc.connectionState}/${pc.iceConnectionState}/${pc.signalingState}`));
+    }
+    for (const name of ["createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate", "close"]) {
+      const original = pc[name].bind(pc);
+      pc[name] = (...a) => {
+        const what = name + (a[0] && a[0].type ? ` ${a[0].type}` : "") + (a[0] && a[0].iceRestart ? " iceRestart" : "");
+        note(id, what);
+        const result = original(...a);
+        return result && result.then
+          ? result.then((r) => (note(id, `${what} ok`), r), (e) => { note(id, `${what} failed: ${e.message}`); throw e; })
+          : result;
+      };
+    }
+    return pc;
+  }
+  Traced.prototype = Native.prototype;
+  Object.setPrototypeOf(Traced, Native);
+  window.RTCPeerConnection = Traced;
+})();"#;
