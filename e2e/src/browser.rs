@@ -281,22 +281,24 @@ impl Browser {
         Ok(self.client.issue_cmd(Extension { path: "goog/cdp/execute", body }).await?)
     }
 
-    /// From the next page load on, the page notes what each of its `RTCPeerConnection`s
-    /// does (operations and their outcome, state changes), for [`Browser::connection_log`]:
-    /// what a test prints when a connection does not come up. A preload script: WebDriver
-    /// BiDi's where the session has it (Firefox), DevTools' otherwise (Chromium).
-    pub async fn log_connections(&self) -> Result<()> {
+    /// From the next page load on, the page keeps each `RTCPeerConnection` it makes (for
+    /// [`crate::rtp`]) and notes what each does, for [`Browser::connection_log`]: what a
+    /// test prints when a connection does not come up. A script that runs before the
+    /// page's own: WebDriver BiDi's where the session has it (Firefox), DevTools' otherwise.
+    pub async fn watch_connections(&self) -> Result<()> {
         match &self.bidi {
             Some(bidi) => {
-                let function = format!("() => {{ {CONNECTION_LOG} }}");
+                let function = format!("() => {{ {WATCH_CONNECTIONS} }}");
                 bidi.command("script.addPreloadScript", json!({ "functionDeclaration": function })).await?
             }
-            None => self.devtools("Page.addScriptToEvaluateOnNewDocument", json!({ "source": CONNECTION_LOG })).await?,
+            None => {
+                self.devtools("Page.addScriptToEvaluateOnNewDocument", json!({ "source": WATCH_CONNECTIONS })).await?
+            }
         };
         Ok(())
     }
 
-    /// What [`Browser::log_connections`] noted, one line per event.
+    /// What the page's connections did ([`Browser::watch_connections`]), one line each.
     pub async fn connection_log(&self) -> Result<String> {
         let lines = self.script("return window.__connectionLog || []").await?;
         let lines = lines.as_array().into_iter().flatten().filter_map(Value::as_str);
@@ -353,39 +355,44 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Extension {
     }
 }
 
-/// Wraps the page's `RTCPeerConnection` so that each connection notes, in
-/// `window.__connectionLog` (seconds since the page loaded), its operations, their outcome
-/// and its state changes.
-const CONNECTION_LOG: &str = r#"(() => {
+/// Replaces `RTCPeerConnection` with a subclass (wasm-bindgen looks the constructor up
+/// when it calls it: the page's code is none the wiser) that keeps each instance in
+/// `window.__keptConnections` and notes in `window.__connectionLog` (seconds since the
+/// page loaded) its operations, their outcome and its state changes.
+const WATCH_CONNECTIONS: &str = r#"(() => {
+  const Native = window.RTCPeerConnection;
+  if (!Native) return;
+  const kept = (window.__keptConnections = []);
   const log = (window.__connectionLog = []);
   const note = (id, what) => {
     log.push(`${(performance.now() / 1000).toFixed(1)} s pc${id} ${what}`);
     if (log.length > 2000) log.shift();
   };
-  const Native = window.RTCPeerConnection;
-  let made = 0;
-  function Traced(...args) {
-    const pc = new Native(...args);
-    const id = ++made;
-    note(id, "new");
-    for (const event of ["connectionstatechange", "iceconnectionstatechange", "signalingstatechange"]) {
-      pc.addEventListener(event, () =>
-        note(id, `${event}: ${pc.connectionState}/${pc.iceConnectionState}/${pc.signalingState}`));
+  const operations = ["createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate"];
+  window.RTCPeerConnection = class extends Native {
+    constructor(...args) {
+      super(...args);
+      kept.push(this);
+      const id = kept.length;
+      note(id, "new");
+      for (const event of ["connectionstatechange", "iceconnectionstatechange", "signalingstatechange"]) {
+        this.addEventListener(event, () =>
+          note(id, `${event}: ${this.connectionState}/${this.iceConnectionState}/${this.signalingState}`));
+      }
+      for (const name of operations) {
+        const original = this[name].bind(this);
+        this[name] = (...a) => {
+          const what = name + (a[0] && a[0].type ? ` ${a[0].type}` : "") + (a[0] && a[0].iceRestart ? " iceRestart" : "");
+          note(id, what);
+          return original(...a).then(
+            (result) => (note(id, `${what} ok`), result),
+            (error) => { note(id, `${what} failed: ${error.message}`); throw error; });
+        };
+      }
     }
-    for (const name of ["createOffer", "createAnswer", "setLocalDescription", "setRemoteDescription", "addIceCandidate", "close"]) {
-      const original = pc[name].bind(pc);
-      pc[name] = (...a) => {
-        const what = name + (a[0] && a[0].type ? ` ${a[0].type}` : "") + (a[0] && a[0].iceRestart ? " iceRestart" : "");
-        note(id, what);
-        const result = original(...a);
-        return result && result.then
-          ? result.then((r) => (note(id, `${what} ok`), r), (e) => { note(id, `${what} failed: ${e.message}`); throw e; })
-          : result;
-      };
+    close() {
+      note(kept.indexOf(this) + 1, "close");
+      super.close();
     }
-    return pc;
-  }
-  Traced.prototype = Native.prototype;
-  Object.setPrototypeOf(Traced, Native);
-  window.RTCPeerConnection = Traced;
+  };
 })();"#;

@@ -2,23 +2,9 @@
 //! counters over a whole measurement (concealment, loss, bytes sent, the codec on the
 //! wire), where the page shows one second at a time. For benchmarks and the loss test; the
 //! product has no hook for it, so the harness keeps a reference to every
-//! `RTCPeerConnection` the page makes, from a script that runs before the page's own.
-
-use serde_json::json;
+//! `RTCPeerConnection` the page makes ([`Browser::watch_connections`]).
 
 use crate::{Browser, Error, Result};
-
-/// Replaces `RTCPeerConnection` with a subclass that remembers each instance; the page's
-/// code (wasm-bindgen looks the constructor up when it calls it) is none the wiser.
-const KEEP_CONNECTIONS: &str = r#"(() => {
-    const Native = window.RTCPeerConnection;
-    if (!Native) return;
-    const kept = [];
-    window.__keptConnections = kept;
-    window.RTCPeerConnection = class extends Native {
-        constructor(...args) { super(...args); kept.push(this); }
-    };
-})();"#;
 
 /// Reads the audio counters of the newest open connection the page made.
 const READ: &str = r#"const open = (window.__keptConnections || []).filter(pc => pc.connectionState !== 'closed');
@@ -64,13 +50,6 @@ const READ: &str = r#"const open = (window.__keptConnections || []).filter(pc =>
         };
     });"#;
 
-/// Makes `browser` keep every connection its pages make from now on; call before
-/// [`Browser::open`]. Chromium only (a DevTools command).
-pub async fn keep_connections(browser: &Browser) -> Result<()> {
-    browser.devtools("Page.addScriptToEvaluateOnNewDocument", json!({ "source": KEEP_CONNECTIONS })).await?;
-    Ok(())
-}
-
 /// One reading of a connection's audio counters, cumulative since it started.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AudioCounters {
@@ -114,11 +93,11 @@ pub struct AudioCounters {
 }
 
 impl AudioCounters {
-    /// Reads them from `browser`'s newest open connection (see [`keep_connections`]).
+    /// Reads them from `browser`'s newest open connection (see [`Browser::watch_connections`]).
     pub async fn read(browser: &Browser) -> Result<Self> {
         let value = browser.script(READ).await?;
         if value.is_null() {
-            return Err(Error::Unexpected("the page has no open connection (was keep_connections called?)".into()));
+            return Err(Error::Unexpected("the page has no open connection (was watch_connections called?)".into()));
         }
         let number = |key: &str| value[key].as_f64().unwrap_or_default();
         let text = |key: &str| value[key].as_str().unwrap_or_default().to_owned();

@@ -11,7 +11,7 @@
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use e2e::rtp::{AudioCounters, AudioSpan, keep_connections};
+use e2e::rtp::{AudioCounters, AudioSpan};
 use e2e::{Browser, ChromeDriver, PacketLoss, Relay, Result, meet};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -75,11 +75,11 @@ async fn watch(
     Ok(Watched { max: last.0, sending: last.1, mean_loss: mean(&losses), mean_mos: mean(&scores) })
 }
 
-/// Ana and Bo in a call, their connections' own statistics readable ([`keep_connections`]).
+/// Ana and Bo in a call, their connections' own statistics readable ([`Browser::watch_connections`]).
 async fn connected_pair(driver: &ChromeDriver, relay: &Relay) -> Result<(Browser, Browser)> {
     let (ana, bo) = (driver.browser(&[]).await?, driver.browser(&[]).await?);
     for browser in [&ana, &bo] {
-        keep_connections(browser).await?;
+        browser.watch_connections().await?;
     }
     meet(relay, &ana, &bo).await?;
     bo.wait_state("connected").await?;

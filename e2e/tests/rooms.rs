@@ -69,7 +69,7 @@ async fn four_people_two_browsers_hear_each_other_six_fit_and_the_seventh_is_tol
     let four = [("Ana", &ana), ("Bo", &bo), ("Cy", &cy), ("Di", &di)];
     let six = [four[0], four[1], four[2], four[3], ("Ed", &ed), ("Flo", &flo)];
     for (_, browser) in six {
-        browser.log_connections().await?;
+        browser.watch_connections().await?;
     }
 
     let link = open_room(&relay, &ana).await?;

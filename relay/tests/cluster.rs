@@ -7,8 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::haproxy::Haproxy;
-use common::redis_server::RedisServer;
+use common::cluster::{Haproxy, RedisServer};
 use common::{Client, PATIENCE, Relay, TestResult, join_message, offer, room};
 use shared::protocol::{CLOSE_REPLACED, ClientMessage, ErrorCode, ServerMessage};
 use shared::room::PeerId;
@@ -255,6 +254,53 @@ async fn without_redis_calls_go_on_new_joins_are_told_to_retry_and_everything_re
     assert_eq!(ana.recv().await?, ServerMessage::Signal { from: PeerId(3), signal: offer("across again") });
     ana.signal(PeerId(3), offer("and back")).await?;
     assert_eq!(cy.recv().await?, ServerMessage::Signal { from: PeerId(1), signal: offer("and back") });
+    north.stop().await?;
+    south.stop().await
+}
+
+#[tokio::test]
+async fn a_join_the_moment_redis_is_back_is_given_no_id_twice() -> TestResult {
+    let mut redis = RedisServer::start().await?;
+    let (north, south) = two_relays(&redis, &[]).await?;
+    let r = room(21);
+    let (mut ana, mut bo, mut cy) = (north.client().await?, south.client().await?, south.client().await?);
+    ana.join(&r).await?;
+    bo.join(&r).await?;
+    ana.recv().await?;
+    // Cy comes and goes: the highest id given is one nobody holds any more.
+    assert_eq!(cy.join(&r).await?.0, PeerId(3));
+    cy.send(&ClientMessage::Leave {}).await?;
+    for person in [&mut ana, &mut bo] {
+        assert_eq!(person.recv().await?, ServerMessage::PeerJoined { peer: PeerId(3) });
+        assert_eq!(person.recv().await?, ServerMessage::PeerLeft { peer: PeerId(3) });
+    }
+    redis.stop()?;
+    health_becomes(&north, "degraded").await?;
+    health_becomes(&south, "degraded").await?;
+
+    // Redis is back, empty, and Dan asks the north relay again and again from the first
+    // moment: whichever call finds Redis back first, and whichever relay puts its seats
+    // back first, he is not given an id that was given before.
+    redis.resume().await?;
+    let mut dan = north.client().await?;
+    let (dan_id, peers) = tokio::time::timeout(PATIENCE, async {
+        loop {
+            dan.send(&join_message(r.as_str(), None)).await?;
+            match dan.recv().await? {
+                ServerMessage::Joined { you, peers, .. } => return Ok::<_, Box<dyn std::error::Error>>((you, peers)),
+                ServerMessage::Error { code: ErrorCode::Unavailable, .. } => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return Err(format!("unexpected {other:?}").into()),
+            }
+        }
+    })
+    .await??;
+    assert_eq!(dan_id, PeerId(4), "peers {peers:?}");
+    assert!(peers.contains(&PeerId(1)), "{peers:?}");
+    assert_eq!(ana.recv().await?, ServerMessage::PeerJoined { peer: PeerId(4) });
+    let heard = tokio::time::timeout(PATIENCE, bo.recv()).await??;
+    assert_eq!(heard, ServerMessage::PeerJoined { peer: PeerId(4) });
     north.stop().await?;
     south.stop().await
 }

@@ -32,7 +32,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use e2e::rtp::{AudioCounters, AudioSpan, keep_connections};
+use e2e::rtp::{AudioCounters, AudioSpan};
 use e2e::{Browser, ChromeDriver, Error, PacketLoss, Profile, Relay, Result, meet};
 
 /// The loss levels, %, when none are given.
@@ -168,7 +168,7 @@ async fn measure(
         Profile { flags: vec![format!("--use-file-for-fake-audio-capture={}", voice.display())], ..Profile::default() };
     let (ana, bo) = (driver.browser_as(talker).await?, driver.browser(&[]).await?);
     for browser in [&ana, &bo] {
-        keep_connections(browser).await?;
+        browser.watch_connections().await?;
     }
     meet(relay, &ana, &bo).await?;
     bo.wait_state("connected").await?;

@@ -29,6 +29,9 @@ pub struct Local {
 struct Room {
     /// Everyone in the room, on any relay.
     everyone: BTreeSet<PeerId>,
+    /// The highest id seen in the room, gone or not: ids are never given twice, even by a
+    /// Redis that lost the room.
+    highest: u32,
     /// The seats this relay holds.
     here: HashMap<PeerId, Member>,
     /// Joins and resumes under way: the room's channel must stay subscribed meanwhile.
@@ -101,6 +104,7 @@ impl Local {
         let entry = rooms.entry(room.clone()).or_default();
         entry.arriving = entry.arriving.saturating_sub(1);
         entry.everyone.extend(others.iter().copied());
+        entry.highest = others.iter().fold(entry.highest.max(id.0), |highest, other| highest.max(other.0));
         entry.arrived(id);
         match entry.here.get_mut(&id) {
             Some(member) => {
@@ -201,8 +205,8 @@ impl Local {
     }
 
     /// The seats this relay holds in each room, with an address to name as the room's
-    /// creator should Redis have forgotten it.
-    pub fn held(&self) -> Vec<(RoomId, IpAddr, Vec<Held>)> {
+    /// creator should Redis have forgotten it, and the highest id it knows there.
+    pub fn held(&self) -> Vec<(RoomId, IpAddr, PeerId, Vec<Held>)> {
         let rooms = self.lock();
         rooms
             .iter()
@@ -213,7 +217,7 @@ impl Local {
                     .iter()
                     .map(|(id, member)| Held { id: *id, token: member.token.clone(), generation: member.generation })
                     .collect();
-                Some((room.clone(), creator, held))
+                Some((room.clone(), creator, PeerId(entry.highest), held))
             })
             .collect()
     }
@@ -226,6 +230,7 @@ impl Room {
 
     /// `id` is in the room: this relay's others hear it if they had not yet.
     fn arrived(&mut self, id: PeerId) {
+        self.highest = self.highest.max(id.0);
         if self.everyone.insert(id) {
             self.tell_others(id, &ServerMessage::PeerJoined { peer: id });
         }

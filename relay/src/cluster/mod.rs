@@ -20,7 +20,7 @@ mod scripts;
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -84,6 +84,12 @@ struct Shared {
     publish: mpsc::Sender<(String, String)>,
     grace: Duration,
     up: AtomicBool,
+    /// How many times Redis was found unreachable, and how many of those the seats this
+    /// relay holds were put back after. While they differ, Redis may have lost the seats
+    /// and the ids given: a join could be given an id someone holds, so joins and resumes
+    /// wait for the restore.
+    losses: AtomicU64,
+    restored: AtomicU64,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -128,6 +134,8 @@ impl Cluster {
             publish,
             grace,
             up: AtomicBool::new(false),
+            losses: AtomicU64::new(0),
+            restored: AtomicU64::new(0),
         });
         let receiver = shared.clone();
         let publisher = shared.clone();
@@ -152,6 +160,7 @@ impl Cluster {
     /// Puts a newcomer from `ip` in `room` and tells the others.
     pub async fn join(&self, room: &RoomId, ip: IpAddr, outbox: Outbox) -> Result<Seat, JoinError> {
         let shared = &self.shared;
+        shared.restored().map_err(|Unavailable| JoinError::Unavailable)?;
         shared.arrive(room).await.map_err(|Unavailable| JoinError::Unavailable)?;
         let held = Held { id: PeerId(0), token: format!("{:032x}", rand::random::<u128>()), generation: generation() };
         let mut redis = shared.redis.clone();
@@ -186,6 +195,7 @@ impl Cluster {
         if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(None);
         }
+        shared.restored()?;
         shared.arrive(room).await?;
         let generation = generation();
         let mut redis = shared.redis.clone();
@@ -259,11 +269,25 @@ impl Shared {
 
     /// Records whether Redis answers; returns whether that changed.
     fn set_up(&self, up: bool) -> bool {
+        if !up {
+            self.losses.fetch_add(1, Ordering::SeqCst);
+        }
         let changed = self.up.swap(up, Ordering::Relaxed) != up;
         if changed {
             metrics::redis_up(up);
         }
         changed
+    }
+
+    /// Whether this relay's seats are back in Redis since it was last found unreachable
+    /// (a Redis without persistence restarts empty, and answers before the checker has
+    /// put them back).
+    fn restored(&self) -> Result<(), Unavailable> {
+        if self.restored.load(Ordering::SeqCst) == self.losses.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(Unavailable)
+        }
     }
 
     /// A join or resume in `room` begins here: the room's channel is subscribed first, so
@@ -381,15 +405,17 @@ impl Shared {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
-            let was_up = self.up.load(Ordering::Relaxed);
+            // Whatever call found Redis back first (a join may), the seats go back before
+            // anyone is given a seat.
+            let losses = self.losses.load(Ordering::SeqCst);
             let mut redis = self.redis.clone();
             let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut redis).await;
             if self.answered(pong).is_err() {
                 continue;
             }
-            if !was_up {
-                tracing::info!("Redis answers again");
-                self.restore().await;
+            if self.restored.load(Ordering::SeqCst) != losses && self.restore().await.is_ok() {
+                tracing::info!("Redis answers again; this relay's seats are back in it");
+                self.restored.store(losses, Ordering::SeqCst);
             }
             for room in self.local.rooms() {
                 let reaped = self.scripts.reap(&mut redis, &room, now_ms()).await;
@@ -401,14 +427,13 @@ impl Shared {
     }
 
     /// Puts back the seats this relay holds, for a Redis that lost its data.
-    async fn restore(&self) {
+    async fn restore(&self) -> Result<(), Unavailable> {
         let mut redis = self.redis.clone();
-        for (room, creator, held) in self.local.held() {
-            let restored = self.scripts.restore(&mut redis, &room, creator, &held).await;
-            if self.answered(restored).is_err() {
-                return;
-            }
+        for (room, creator, highest, held) in self.local.held() {
+            let restored = self.scripts.restore(&mut redis, &room, creator, highest, &held).await;
+            self.answered(restored)?;
         }
+        Ok(())
     }
 }
 

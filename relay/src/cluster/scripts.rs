@@ -121,13 +121,15 @@ reap(tonumber(ARGV[1]))
 return 0
 ";
 
-/// ARGV: the creator's address, then id, token, generation for each seat this relay holds.
-/// Puts back what a Redis that lost its data no longer knows; a seat it still has is left
-/// as it is.
+/// ARGV: the creator's address, the highest id this relay knows in the room (on any
+/// relay), then id, token, generation for each seat this relay holds. Puts back what a
+/// Redis that lost its data no longer knows; a seat it still has is left as it is. The
+/// last id given is at least the highest known, so that a join on a relay that restored
+/// first is not given the id of a seat another relay has yet to put back.
 const RESTORE: &str = r"
 local fresh = redis.call('HLEN', seats) == 0
-local highest = tonumber(redis.call('HGET', meta, 'next') or '0')
-for i = 2, #ARGV, 3 do
+local highest = math.max(tonumber(redis.call('HGET', meta, 'next') or '0'), tonumber(ARGV[2]))
+for i = 3, #ARGV, 3 do
   redis.call('HSETNX', seats, ARGV[i], ARGV[i + 1] .. ' ' .. ARGV[i + 2])
   if tonumber(ARGV[i]) > highest then highest = tonumber(ARGV[i]) end
 end
@@ -293,11 +295,12 @@ impl Scripts {
         redis: &mut ConnectionManager,
         room: &RoomId,
         creator: IpAddr,
+        highest: PeerId,
         held: &[Held],
     ) -> redis::RedisResult<()> {
         let mut call = self.restore.prepare_invoke();
         keys(&mut call, room);
-        call.arg(creator.to_string());
+        call.arg(creator.to_string()).arg(highest.0);
         for seat in held {
             call.arg(seat.id.0).arg(&seat.token).arg(seat.generation);
         }

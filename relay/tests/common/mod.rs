@@ -2,8 +2,10 @@
 
 #![allow(dead_code, missing_docs)] // Each test binary uses part of the harness.
 
-pub mod haproxy;
-pub mod redis_server;
+// A real redis-server and HAProxy: the same starters the end-to-end tests use, in the
+// harness crate, which the relay cannot depend on.
+#[path = "../../../e2e/src/cluster.rs"]
+pub mod cluster;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
