@@ -1,14 +1,17 @@
 //! Relays sharing rooms through a real `redis-server` (`--redis-url`): people on different
 //! relays in one room, capacity, ids, resume tokens and the per-address room limit across
-//! relays, a relay stopped mid-call, and Redis stopped and started again. In a binary of
-//! its own: the metrics recorder is global to the process.
+//! relays, a relay stopped mid-call, a relay killed mid-call or taken for dead, and Redis
+//! stopped and started again. In a binary of its own: the metrics recorder is global to
+//! the process.
 
 mod common;
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
+use clap::Parser;
 use common::cluster::{Haproxy, RedisServer};
-use common::{Client, PATIENCE, Relay, TestResult, join_message, offer, room};
+use common::{Client, PATIENCE, Relay, TestResult, join_message, offer, room, static_dir};
 use shared::protocol::{CLOSE_REPLACED, ClientMessage, ErrorCode, ServerMessage};
 use shared::room::PeerId;
 
@@ -17,6 +20,75 @@ async fn two_relays(redis: &RedisServer, flags: &[&str]) -> Result<(Relay, Relay
     let url = redis.url();
     let flags = [&["--redis-url", url.as_str()], flags].concat();
     Ok((Relay::start(&flags).await?, Relay::start(&flags).await?))
+}
+
+/// A relay on a runtime and a thread of its own, which [`Killable::kill`] drops whole:
+/// every task stops where it is and every socket closes, its connection to Redis too, as
+/// when the process is killed with SIGKILL or its machine is lost. Nothing is parked.
+struct Killable {
+    addr: SocketAddr,
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Killable {
+    /// Starts one sharing `redis`, with `flags`.
+    fn start(redis: &RedisServer, flags: &[&str]) -> Result<Self, Box<dyn std::error::Error>> {
+        let (dir, url) = (static_dir()?, redis.url());
+        let mut args = vec!["relay", "--port", "0", "--static-dir", dir.to_str().ok_or("path")?];
+        args.extend_from_slice(&["--redis-url", &url]);
+        args.extend_from_slice(flags);
+        let config = relay::Config::try_parse_from(args)?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let (kill, killed) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                tokio::select! {
+                    _ = relay::run(listener, config, std::future::pending()) => {}
+                    _ = killed => {}
+                }
+            });
+            // Every task the relay spawned is dropped here, unfinished.
+            drop(runtime);
+        });
+        Ok(Self { addr, kill: Some(kill), thread: Some(thread) })
+    }
+
+    async fn client(&self) -> Result<Client, Box<dyn std::error::Error>> {
+        Client::connect(self.addr).await
+    }
+
+    /// Kills it, without the shutdown that parks its seats.
+    fn kill(mut self) -> TestResult {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+        self.thread.take().ok_or("killed twice")?.join().map_err(|_| "the relay's thread panicked")?;
+        Ok(())
+    }
+}
+
+impl Drop for Killable {
+    fn drop(&mut self) {
+        if let Some(kill) = self.kill.take() {
+            let _ = kill.send(());
+        }
+    }
+}
+
+/// The next message `client` gets within `within`, longer than [`PATIENCE`].
+async fn recv_within(client: &mut Client, within: Duration) -> Result<ServerMessage, Box<dyn std::error::Error>> {
+    let deadline = Instant::now() + within;
+    loop {
+        match client.recv().await {
+            Err(error) if error.is::<tokio::time::error::Elapsed>() && Instant::now() < deadline => {}
+            other => return other,
+        }
+    }
 }
 
 /// Waits until the relay's `/healthz` starts with `state`.
@@ -345,5 +417,122 @@ async fn a_rolling_restart_behind_haproxy_drops_no_call() -> TestResult {
     ana.signal(bo_id, offer("after the restart")).await?;
     assert_eq!(bo.recv().await?, ServerMessage::Signal { from: ana_id, signal: offer("after the restart") });
     ana.expect_nothing().await?;
+    south.stop().await
+}
+
+#[tokio::test]
+async fn a_killed_relays_people_leave_after_its_heartbeat_and_the_grace_and_free_their_room() -> TestResult {
+    let redis = RedisServer::start().await?;
+    let flags = ["--resume-grace", "1500ms", "--room-capacity", "2"];
+    let north = Relay::start(&[&["--redis-url", redis.url().as_str()], &flags[..]].concat()).await?;
+    let south = Killable::start(&redis, &flags)?;
+    let r = room(40);
+    let (mut ana, mut bo) = (north.client().await?, south.client().await?);
+    ana.join(&r).await?;
+    let (bo_id, _) = bo.join(&r).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::PeerJoined { peer: bo_id });
+    let mut cy = north.client().await?;
+    cy.send(&join_message(r.as_str(), None)).await?;
+    cy.expect_error(ErrorCode::RoomFull).await?;
+
+    // The south relay is killed: it parks nothing, and Bo's seat is still taken in Redis.
+    let killed = Instant::now();
+    south.kill()?;
+    drop(bo);
+    ana.expect_nothing().await?;
+
+    // Its heartbeat expires (3 s after its last beat), the seat waits the grace as if
+    // parked, then the north relay ends it: Ana hears Bo leave, once, and the room has a
+    // place again.
+    let heard = recv_within(&mut ana, Duration::from_secs(15)).await?;
+    let after = killed.elapsed();
+    assert_eq!(heard, ServerMessage::PeerLeft { peer: bo_id });
+    assert!(after >= Duration::from_millis(3500) && after < Duration::from_secs(10), "after {after:?}");
+    assert_eq!(cy.join(&r).await?, (PeerId(3), vec![PeerId(1)]));
+    assert_eq!(ana.recv().await?, ServerMessage::PeerJoined { peer: PeerId(3) });
+    ana.expect_nothing().await?;
+    north.stop().await
+}
+
+#[tokio::test]
+async fn a_killed_relays_people_who_come_back_within_the_grace_keep_their_seats() -> TestResult {
+    let redis = RedisServer::start().await?;
+    let flags = ["--resume-grace", "3s"];
+    let north = Relay::start(&[&["--redis-url", redis.url().as_str()], &flags[..]].concat()).await?;
+    let south = Killable::start(&redis, &flags)?;
+    let r = room(41);
+    let (mut ana, mut bo, mut cy) = (north.client().await?, south.client().await?, south.client().await?);
+    ana.join(&r).await?;
+    let bo_first = bo.join_as(&r, None).await?;
+    ana.recv().await?;
+    let cy_first = cy.join_as(&r, None).await?;
+    ana.recv().await?;
+
+    south.kill()?;
+    drop((bo, cy));
+    // Bo's phone takes a while to find the north relay: by then the south relay's
+    // heartbeat has expired and his seat waits as if parked. He takes it back.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    ana.expect_nothing().await?;
+    let mut bo = north.client().await?;
+    let back = bo.join_as(&r, Some(&bo_first.resume)).await?;
+    assert_eq!((back.you, back.resumed), (bo_first.you, true));
+    assert_eq!(back.peers, vec![PeerId(1), cy_first.you]);
+    ana.signal(back.you, offer("you are back")).await?;
+    assert_eq!(bo.recv().await?, ServerMessage::Signal { from: PeerId(1), signal: offer("you are back") });
+
+    // Cy never comes back: his seat ends after the grace; Bo's, taken back, does not.
+    let heard = recv_within(&mut ana, Duration::from_secs(10)).await?;
+    assert_eq!(heard, ServerMessage::PeerLeft { peer: cy_first.you });
+    assert_eq!(bo.recv().await?, ServerMessage::PeerLeft { peer: cy_first.you });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ana.expect_nothing().await?;
+    bo.signal(PeerId(1), offer("still here")).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::Signal { from: back.you, signal: offer("still here") });
+    north.stop().await
+}
+
+/// Sends `command` to `redis` and reads the start of its answer.
+async fn redis_command(redis: &RedisServer, command: &[&str]) -> TestResult {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut request = format!("*{}\r\n", command.len());
+    for part in command {
+        request.push_str(&format!("${}\r\n{part}\r\n", part.len()));
+    }
+    let mut tcp = tokio::net::TcpStream::connect(("127.0.0.1", redis.port)).await?;
+    tcp.write_all(request.as_bytes()).await?;
+    let mut answer = [0u8; 64];
+    let read = tokio::time::timeout(PATIENCE, tcp.read(&mut answer)).await??;
+    if answer[..read].starts_with(b"-") {
+        return Err(String::from_utf8_lossy(&answer[..read]).into_owned().into());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn relays_taken_for_dead_while_alive_claim_their_seats_again() -> TestResult {
+    let redis = RedisServer::start().await?;
+    let (north, south) = two_relays(&redis, &["--resume-grace", "1s"]).await?;
+    let r = room(42);
+    let (mut ana, mut bo) = (north.client().await?, south.client().await?);
+    ana.join(&r).await?;
+    let (bo_id, _) = bo.join(&r).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::PeerJoined { peer: bo_id });
+
+    // Every heartbeat is wiped again and again, longer than the grace: each relay sees the
+    // other's seats as waiting, and finds its own heartbeat gone at each beat.
+    let wipe = "for _, key in ipairs(redis.call('KEYS', 'lc:node:*')) do redis.call('DEL', key) end return 0";
+    let until = Instant::now() + Duration::from_millis(1500);
+    while Instant::now() < until {
+        redis_command(&redis, &["EVAL", wipe, "0"]).await?;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Both relays are alive and claim their seats back: nobody is ended after the grace.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    ana.expect_nothing().await?;
+    bo.expect_nothing().await?;
+    bo.signal(PeerId(1), offer("still with you")).await?;
+    assert_eq!(ana.recv().await?, ServerMessage::Signal { from: bo_id, signal: offer("still with you") });
+    north.stop().await?;
     south.stop().await
 }

@@ -199,6 +199,24 @@ impl Local {
         chores
     }
 
+    /// Lets go of `id`'s seat, which Redis no longer gives to `generation` here: ended
+    /// while this relay could not keep its heartbeat (this relay's others hear that it
+    /// left), or, if `seated`, taken back through another relay. Dropping the outbox closes
+    /// its socket, so that it does not stay in a room nobody else sees it in: a client
+    /// that comes back is told it is a newcomer, or finds its seat where it went. Returns
+    /// whether the room is idle.
+    pub fn lost(&self, room: &RoomId, id: PeerId, generation: u64, seated: bool) -> bool {
+        let mut rooms = self.lock();
+        let Some(entry) = rooms.get_mut(room) else { return false };
+        if entry.here.get(&id).is_some_and(|member| member.generation == generation) {
+            entry.here.remove(&id);
+            if !seated {
+                entry.left(id);
+            }
+        }
+        entry.is_idle()
+    }
+
     /// The rooms this relay serves.
     pub fn rooms(&self) -> Vec<RoomId> {
         self.lock().keys().cloned().collect()
@@ -215,7 +233,12 @@ impl Local {
                 let held = entry
                     .here
                     .iter()
-                    .map(|(id, member)| Held { id: *id, token: member.token.clone(), generation: member.generation })
+                    .map(|(id, member)| Held {
+                        id: *id,
+                        token: member.token.clone(),
+                        generation: member.generation,
+                        parked: member.attachment.is_parked(),
+                    })
                     .collect();
                 Some((room.clone(), creator, PeerId(entry.highest), held))
             })

@@ -13,6 +13,13 @@
 //! `/healthz` says `degraded`. When it is back, the connection manager reconnects and
 //! subscribes again, and each relay puts back the seats it holds should Redis have lost
 //! them.
+//!
+//! Each relay keeps a heartbeat in Redis ([`HEARTBEAT_TTL`]) under a node id of its own,
+//! and each seat names the node that holds it. A relay killed without SIGTERM parks
+//! nothing, but its heartbeat expires: the other relays then treat its seats as parked,
+//! so its clients resume on them within the grace, and a seat nobody takes back is ended
+//! and its room told. A relay that was only cut off from Redis finds its heartbeat gone
+//! when it is back, and claims its seats again, letting go of those ended meanwhile.
 
 mod envelope;
 mod local;
@@ -42,9 +49,15 @@ use crate::rooms::{JoinError, Seat, UnknownPeer};
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long connecting to Redis may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
-/// How often the relay checks that Redis answers, and ends the seats whose grace is over
-/// in the rooms it serves (a stopped relay's parked seats).
+/// How often the relay checks that Redis answers, keeps its heartbeat alive, and ends the
+/// seats whose grace is over in the rooms it serves (a stopped relay's parked seats).
 const CHECK_EVERY: Duration = Duration::from_millis(500);
+/// How long a relay's heartbeat outlives its last refresh. Six checks: a relay is not
+/// taken for dead over a slow round trip or two (each may take [`RESPONSE_TIMEOUT`]), and
+/// a killed one is found within a few seconds. Being taken for dead costs a live relay
+/// little: its seats only wait as if parked, and it claims them back on its next beat;
+/// they are ended only if it stays away for the whole grace after that.
+const HEARTBEAT_TTL: Duration = Duration::from_secs(3);
 /// How often a leave that Redis did not take is tried again, and for how long.
 const RETRY_EVERY: Duration = Duration::from_secs(1);
 const RETRY_FOR: u32 = 600;
@@ -90,6 +103,9 @@ struct Shared {
     /// wait for the restore.
     losses: AtomicU64,
     restored: AtomicU64,
+    /// The epoch of Redis's data this relay's seats were last put in (`None` before the
+    /// first heartbeat): another one means Redis lost them.
+    epoch: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -126,9 +142,11 @@ impl Cluster {
             .set_automatic_resubscription();
         let redis = ConnectionManager::new_lazy_with_config(client, config)?;
         let (publish, mut outgoing) = mpsc::channel(PUBLISH_QUEUE);
+        // Per process start: a restarted relay holds none of the seats of the one before.
+        let node = format!("{:016x}", rand::random::<u64>());
         let shared = Arc::new(Shared {
             redis,
-            scripts: Scripts::new(capacity, rooms_per_client),
+            scripts: Scripts::new(capacity, rooms_per_client, &node, grace),
             local: Local::default(),
             subscriptions: tokio::sync::Mutex::new(()),
             publish,
@@ -136,6 +154,7 @@ impl Cluster {
             up: AtomicBool::new(false),
             losses: AtomicU64::new(0),
             restored: AtomicU64::new(0),
+            epoch: std::sync::Mutex::new(None),
         });
         let receiver = shared.clone();
         let publisher = shared.clone();
@@ -162,7 +181,8 @@ impl Cluster {
         let shared = &self.shared;
         shared.restored().map_err(|Unavailable| JoinError::Unavailable)?;
         shared.arrive(room).await.map_err(|Unavailable| JoinError::Unavailable)?;
-        let held = Held { id: PeerId(0), token: format!("{:032x}", rand::random::<u128>()), generation: generation() };
+        let token = format!("{:032x}", rand::random::<u128>());
+        let held = Held { id: PeerId(0), token, generation: generation(), parked: false };
         let mut redis = shared.redis.clone();
         let joined = shared.scripts.join(&mut redis, room, &held.token, held.generation, ip, now_ms()).await;
         let (id, peers) = match shared.answered(joined) {
@@ -207,7 +227,7 @@ impl Cluster {
                 return other.map(|_| None);
             }
         };
-        let held = Held { id, token: token.to_owned(), generation };
+        let held = Held { id, token: token.to_owned(), generation, parked: false };
         shared.local.seat(room, id, &peers, held, ip, outbox);
         Ok(Some(Seat { id, peers, token: token.to_owned(), generation }))
     }
@@ -398,23 +418,30 @@ impl Shared {
         }
     }
 
-    /// Asks Redis whether it answers, ends the seats past their grace in this relay's
-    /// rooms, and puts back this relay's seats when Redis comes back.
-    async fn check(&self) {
+    /// Keeps this relay's heartbeat alive (which also asks Redis whether it answers), ends
+    /// the seats past their grace in this relay's rooms, and claims this relay's seats
+    /// again when Redis comes back or its heartbeat had stopped.
+    async fn check(self: &Arc<Self>) {
         let mut ticker = tokio::time::interval(CHECK_EVERY);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticker.tick().await;
             // Whatever call found Redis back first (a join may), the seats go back before
             // anyone is given a seat.
-            let losses = self.losses.load(Ordering::SeqCst);
+            let mut losses = self.losses.load(Ordering::SeqCst);
             let mut redis = self.redis.clone();
-            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut redis).await;
-            if self.answered(pong).is_err() {
+            let proposed = format!("{:016x}", rand::random::<u64>());
+            let Ok(beat) = self.answered(self.scripts.beat(&mut redis, HEARTBEAT_TTL, &proposed).await) else {
                 continue;
+            };
+            if !beat.alive {
+                // Other relays may have taken this one for dead (or it just started): its
+                // seats may be waiting as if parked, or ended. No seat is given until they
+                // are claimed again.
+                losses = self.losses.fetch_add(1, Ordering::SeqCst) + 1;
             }
-            if self.restored.load(Ordering::SeqCst) != losses && self.restore().await.is_ok() {
-                tracing::info!("Redis answers again; this relay's seats are back in it");
+            if self.restored.load(Ordering::SeqCst) != losses && self.restore(&beat.epoch).await.is_ok() {
+                tracing::info!("this relay's seats are claimed again in Redis");
                 self.restored.store(losses, Ordering::SeqCst);
             }
             for room in self.local.rooms() {
@@ -426,14 +453,28 @@ impl Shared {
         }
     }
 
-    /// Puts back the seats this relay holds, for a Redis that lost its data.
-    async fn restore(&self) -> Result<(), Unavailable> {
+    /// Claims the seats this relay holds again, in Redis whose data is now `epoch`: puts
+    /// them back if Redis lost them, and lets go here of those ended or taken elsewhere
+    /// meanwhile.
+    async fn restore(self: &Arc<Self>, epoch: &str) -> Result<(), Unavailable> {
+        let mine = self.lock_epoch().get_or_insert_with(|| epoch.to_owned()).clone();
         let mut redis = self.redis.clone();
         for (room, creator, highest, held) in self.local.held() {
-            let restored = self.scripts.restore(&mut redis, &room, creator, highest, &held).await;
-            self.answered(restored)?;
+            let restored = self.scripts.restore(&mut redis, &room, creator, highest, &mine, &held).await;
+            for gone in self.answered(restored)? {
+                let Some(seat) = held.iter().find(|seat| seat.id == gone.id) else { continue };
+                tracing::warn!(%room, peer = %gone.id, "a seat of this relay was ended or taken while it was away");
+                if self.local.lost(&room, gone.id, seat.generation, gone.seated) {
+                    self.release(&room).await;
+                }
+            }
         }
+        *self.lock_epoch() = Some(epoch.to_owned());
         Ok(())
+    }
+
+    fn lock_epoch(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.epoch.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
