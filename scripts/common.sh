@@ -20,6 +20,11 @@ HOST="$(rustc -vV | sed -n 's/^host: //p')"
 SHIPPED="target/$HOST/release"
 SHIPPED_BUILD=(--release --target "$HOST" --config "target.$HOST.rustflags = ['-C', 'target-feature=+crt-static']")
 
+# The build tools cargo installs (trunk, wasm-bindgen, wasm-split, geckodriver) are built
+# without optimization: on a new 2-core machine trunk alone compiles in 3.3 min instead of
+# 8.5, and they only ever work on a few hundred kilobytes (a build's wasm, one browser).
+TOOL_INSTALL=(cargo install --debug)
+
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -42,14 +47,14 @@ ensure_frontend_tools() {
   # trunk 0.22 needs a newer rustc than this project's; 0.21 works.
   if ! trunk --version 2>/dev/null | grep -q '^trunk 0\.21\.'; then
     say "installing trunk 0.21 (a few minutes, once)"
-    cargo install trunk --version '^0.21' --locked
+    "${TOOL_INSTALL[@]}" trunk --version '^0.21' --locked
   fi
   # trunk runs offline and uses the wasm-bindgen on PATH, which must match Cargo.lock exactly.
   local want
   want="$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)"
   if ! wasm-bindgen --version 2>/dev/null | grep -qx "wasm-bindgen $want"; then
     say "installing wasm-bindgen-cli $want (a few minutes, once)"
-    cargo install wasm-bindgen-cli --version "$want" --force
+    "${TOOL_INSTALL[@]}" wasm-bindgen-cli --version "$want" --force
   fi
   # Debian's wasm-opt (binaryen 108) silently breaks Rust 1.95 wasm; binaryen from npm works.
   if [ ! -x "$TOOLS/node_modules/binaryen/bin/wasm-opt" ]; then
@@ -62,7 +67,7 @@ ensure_frontend_tools() {
   # Splits the wasm (scripts/split_wasm.sh, trunk's post_build hook).
   if ! cargo install --list | grep -qx "wasm_split_cli_support v$WASM_SPLIT_VERSION:"; then
     say "installing wasm-split-cli $WASM_SPLIT_VERSION (a few minutes, once)"
-    cargo install wasm_split_cli_support --version "$WASM_SPLIT_VERSION" --features build-binary --locked --force
+    "${TOOL_INSTALL[@]}" wasm_split_cli_support --version "$WASM_SPLIT_VERSION" --features build-binary --locked --force
   fi
   # The .br twins of dist/ (build_frontend).
   ensure_apt brotli
@@ -74,7 +79,7 @@ ensure_firefox() {
   # Without -q, grep reads it all: under pipefail, -q stopping early breaks geckodriver's pipe.
   if ! geckodriver --version 2>/dev/null | grep '^geckodriver 0\.37\.0' >/dev/null; then
     say "installing geckodriver 0.37.0 (a minute, once)"
-    cargo install geckodriver --version 0.37.0 --locked
+    "${TOOL_INSTALL[@]}" geckodriver --version 0.37.0 --locked
   fi
 }
 
