@@ -376,15 +376,13 @@ fn start(room: RoomId, view: CallView, owner: Owner) -> Result<Started, SplitLoa
         stats: RefCell::new(None),
         timer: RefCell::new(None),
     });
-    // Whenever what we say about ourselves changes, every peer hears it (see
-    // `Driver::presence`).
+    // Whenever what we say about ourselves changes, every peer hears it: the effect tracks
+    // what `presence` reads.
     let weak = Rc::downgrade(&driver);
     driver.owner.with(|| {
         Effect::new(move |_| {
-            view.name.track();
-            view.listening.track();
-            view.sharing.track();
-            with(&weak, |driver| driver.announce());
+            let presence = presence(&view);
+            with(&weak, |driver| driver.announce(&presence));
         })
     });
     let order = Rc::new(move |order| match order {
@@ -781,28 +779,17 @@ impl Driver {
         });
     }
 
-    /// What we say about ourselves on every data channel: the one place that decides it.
-    /// Whatever it reads, the effect that calls [`Driver::announce`] (in `start`) tracks,
-    /// so that a change reaches every peer.
-    fn presence(&self) -> PeerMessage {
-        let name = self.view.name.try_get_untracked().flatten();
-        let listening = self.view.listening.try_get_untracked().unwrap_or_default();
-        let sharing = self.view.sharing.try_get_untracked().unwrap_or_default();
-        PeerMessage::Presence(Presence { name, listening, sharing })
-    }
-
-    /// Tells every peer who we are now.
-    fn announce(&self) {
-        let presence = self.presence();
+    /// Tells every peer `presence`.
+    fn announce(&self, presence: &PeerMessage) {
         for peer in self.mesh.borrow().values() {
-            peer.tell(&presence);
+            peer.tell(presence);
         }
     }
 
     /// `conn`'s data channel opened: tell the peer who we are (before what waited for it).
     fn greet(&self, conn: Conn) {
         if let Some(peer) = self.mesh.borrow().get(&conn) {
-            peer.tell(&self.presence());
+            peer.tell(&untrack(|| presence(&self.view)));
         }
     }
 
@@ -926,6 +913,16 @@ impl Driver {
             });
         }
     }
+}
+
+/// What we say about ourselves on every data channel: the one place that decides it. Read
+/// in the effect that announces it (in `start`), which so tracks whatever it reads; a
+/// signal already disposed reads as its default.
+fn presence(view: &CallView) -> PeerMessage {
+    let name = view.name.try_get().flatten();
+    let listening = view.listening.try_get().unwrap_or_default();
+    let sharing = view.sharing.try_get().unwrap_or_default();
+    PeerMessage::Presence(Presence { name, listening, sharing })
 }
 
 /// The engine's clock: milliseconds since the epoch.

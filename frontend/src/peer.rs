@@ -5,6 +5,7 @@
 //! the data channel of [`shared::chat`] too: what the people say to each other.
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use gloo_events::EventListener;
@@ -120,7 +121,7 @@ pub struct Peer {
     /// The data channel, from our first description on, and its listeners.
     channel: RefCell<Option<(RtcDataChannel, [EventListener; 2])>>,
     /// What was said before the data channel opened, sent once it does.
-    outbox: Rc<RefCell<Vec<String>>>,
+    outbox: Rc<RefCell<VecDeque<String>>>,
     report: Rc<dyn Fn(PeerEvent)>,
     _listeners: [EventListener; 4],
 }
@@ -241,9 +242,9 @@ impl Peer {
             _ => {
                 let mut outbox = self.outbox.borrow_mut();
                 if outbox.len() == LOG_MAX_ENTRIES {
-                    outbox.remove(0);
+                    outbox.pop_front();
                 }
-                outbox.push(frame);
+                outbox.push_back(frame);
             }
         }
     }
