@@ -13,7 +13,7 @@ use clap::Parser;
 use common::cluster::{Haproxy, RedisServer};
 use common::{Client, PATIENCE, Relay, TestResult, join_message, offer, room, static_dir};
 use shared::protocol::{CLOSE_REPLACED, ClientMessage, ErrorCode, ServerMessage};
-use shared::room::PeerId;
+use shared::room::{PeerId, RoomId};
 
 /// Two relays sharing `redis`, each with `flags`.
 async fn two_relays(redis: &RedisServer, flags: &[&str]) -> Result<(Relay, Relay), Box<dyn std::error::Error>> {
@@ -274,6 +274,27 @@ async fn the_rooms_an_address_opens_are_counted_across_relays() -> TestResult {
     south.stop().await
 }
 
+/// `client` asks to join `room` again and again while the relay answers `unavailable` (a
+/// page retries the same way), until it is seated; returns its id and the others there.
+async fn join_when_available(
+    client: &mut Client,
+    room: &RoomId,
+) -> Result<(PeerId, Vec<PeerId>), Box<dyn std::error::Error>> {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            client.send(&join_message(room.as_str(), None)).await?;
+            match client.recv().await? {
+                ServerMessage::Joined { you, peers, .. } => return Ok((you, peers)),
+                ServerMessage::Error { code: ErrorCode::Unavailable, .. } => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => return Err(format!("unexpected {other:?}").into()),
+            }
+        }
+    })
+    .await?
+}
+
 #[tokio::test]
 async fn without_redis_calls_go_on_new_joins_are_told_to_retry_and_everything_recovers() -> TestResult {
     let mut redis = RedisServer::start().await?;
@@ -308,16 +329,7 @@ async fn without_redis_calls_go_on_new_joins_are_told_to_retry_and_everything_re
     redis.resume().await?;
     health_becomes(&north, "ok").await?;
     health_becomes(&south, "ok").await?;
-    let dan_back = tokio::time::timeout(PATIENCE, async {
-        loop {
-            dan.send(&join_message(r.as_str(), None)).await?;
-            match dan.recv().await? {
-                ServerMessage::Joined { you, peers, .. } => return Ok::<_, Box<dyn std::error::Error>>((you, peers)),
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-    })
-    .await??;
+    let dan_back = join_when_available(&mut dan, &r).await?;
     assert_eq!(dan_back, (PeerId(4), vec![PeerId(1), PeerId(2), PeerId(3)]), "no id given twice");
     for person in [&mut ana, &mut bo, &mut cy] {
         assert_eq!(person.recv().await?, ServerMessage::PeerJoined { peer: PeerId(4) });
@@ -355,19 +367,7 @@ async fn a_join_the_moment_redis_is_back_is_given_no_id_twice() -> TestResult {
     // back first, he is not given an id that was given before.
     redis.resume().await?;
     let mut dan = north.client().await?;
-    let (dan_id, peers) = tokio::time::timeout(PATIENCE, async {
-        loop {
-            dan.send(&join_message(r.as_str(), None)).await?;
-            match dan.recv().await? {
-                ServerMessage::Joined { you, peers, .. } => return Ok::<_, Box<dyn std::error::Error>>((you, peers)),
-                ServerMessage::Error { code: ErrorCode::Unavailable, .. } => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                other => return Err(format!("unexpected {other:?}").into()),
-            }
-        }
-    })
-    .await??;
+    let (dan_id, peers) = join_when_available(&mut dan, &r).await?;
     assert_eq!(dan_id, PeerId(4), "peers {peers:?}");
     assert!(peers.contains(&PeerId(1)), "{peers:?}");
     assert_eq!(ana.recv().await?, ServerMessage::PeerJoined { peer: PeerId(4) });
