@@ -242,14 +242,20 @@ async fn talking(ana: &Browser, bo: &Browser) -> Result<()> {
     audio_flows_both_ways(ana, bo).await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rolling_restart_behind_haproxy_keeps_a_call_between_two_relays_and_its_audio() -> Result<()> {
-    let mut scaled = Scaled::start().await?;
-    let driver = ChromeDriver::start().await?;
+/// Ana's and Bo's browsers, each watching its connections ([`heard_throughout`] reads them).
+async fn watched_pair(driver: &ChromeDriver) -> Result<(Browser, Browser)> {
     let (ana, bo) = (driver.browser(&[]).await?, driver.browser(&[]).await?);
     for page in [&ana, &bo] {
         page.watch_connections().await?;
     }
+    Ok((ana, bo))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_restart_behind_haproxy_keeps_a_call_between_two_relays_and_its_audio() -> Result<()> {
+    let mut scaled = Scaled::start().await?;
+    let driver = ChromeDriver::start().await?;
+    let (ana, bo) = watched_pair(&driver).await?;
     let [ana_on, bo_on] = scaled.meet_on_two_relays(&ana, &bo).await?;
     println!("Ana is on relay {ana_on}, Bo on relay {bo_on}");
     talking(&ana, &bo).await?;
@@ -328,10 +334,7 @@ async fn hears_everyone(page: &Browser, what: &str, count: usize) -> Result<()> 
 async fn without_redis_the_call_goes_on_and_newcomers_see_the_service_busy_until_it_is_back() -> Result<()> {
     let mut scaled = Scaled::start().await?;
     let driver = ChromeDriver::start().await?;
-    let (ana, bo) = (driver.browser(&[]).await?, driver.browser(&[]).await?);
-    for page in [&ana, &bo] {
-        page.watch_connections().await?;
-    }
+    let (ana, bo) = watched_pair(&driver).await?;
     scaled.meet_on_two_relays(&ana, &bo).await?;
     talking(&ana, &bo).await?;
     let link = ana.value("share-link").await?;
